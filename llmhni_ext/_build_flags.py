@@ -22,6 +22,7 @@ def flags(version: str, with_cuda: bool, debug: bool = False) -> Dict[str, List[
     if with_cuda:
         defines.append("-DLLMHNI_WITH_CUDA")
     omp = ["-fopenmp"] if _openmp() else []
-    cxx = ["-std=c++17", *opt, *omp, *defines]
-    nvcc = ["-std=c++17", *opt, "--expt-relaxed-constexpr", "-lineinfo", *defines]
+    # No -std: torch.utils.cpp_extension picks the standard its headers need.
+    cxx = [*opt, *omp, *defines]
+    nvcc = [*opt, "--expt-relaxed-constexpr", "-lineinfo", *defines]
     return {"cxx": cxx, "nvcc": nvcc, "ldflags": omp}
