@@ -99,6 +99,59 @@ def uniform_float(w: Tensor) -> Tensor:
 # Graph: CSR construction, spmm, LightGCN propagation   (issue: foundation)
 # ----------------------------------------------------------------------------
 
+OPS += ["csr_from_coo", "bipartite_norm_adj", "spmm", "lightgcn_propagate"]
+
+
+def _index_dtype(*sizes: int) -> torch.dtype:
+    return torch.int32 if max(sizes, default=0) <= 2**31 - 1 else torch.int64
+
+
+def csr_from_coo(row: Tensor, col: Tensor, n_rows: int, n_cols: int) -> Tuple[Tensor, Tensor]:
+    """Binary CSR (rowptr, col) of the pairs, rows sorted, duplicates merged."""
+    key = torch.unique(row.long() * n_cols + col.long())  # sorted
+    r, c = key // n_cols, key % n_cols
+    dt = _index_dtype(n_rows + 1, n_cols, key.numel())
+    rowptr = torch.zeros(n_rows + 1, dtype=torch.long, device=row.device)
+    rowptr[1:] = torch.cumsum(torch.bincount(r, minlength=n_rows), 0)
+    return rowptr.to(dt), c.to(dt)
+
+
+def bipartite_norm_adj(users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """Symmetric D^-1/2 A D^-1/2 over n_users + n_items nodes in CSR (float32 values)."""
+    u, i = users.long(), items.long() + n_users
+    n = n_users + n_items
+    rowptr, col = csr_from_coo(torch.cat([u, i]), torch.cat([i, u]), n, n)
+    deg = (rowptr[1:] - rowptr[:-1]).double()
+    rows = torch.repeat_interleave(torch.arange(n, device=users.device), (rowptr[1:] - rowptr[:-1]).long())
+    dinv = deg.clamp(min=1).rsqrt()
+    value = (dinv[rows] * dinv[col.long()]).float()
+    return rowptr, col, value
+
+
+def spmm(rowptr: Tensor, col: Tensor, value: Optional[Tensor], x: Tensor) -> Tensor:
+    """CSR @ dense; binary matrix when value is None. fp32 accumulation for half inputs."""
+    n_rows = rowptr.numel() - 1
+    counts = (rowptr[1:] - rowptr[:-1]).long()
+    rows = torch.repeat_interleave(torch.arange(n_rows, device=x.device), counts)
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    contrib = x.index_select(0, col.long()).to(acc)
+    if value is not None:
+        contrib = contrib * value.to(acc).unsqueeze(1)
+    out = torch.zeros(n_rows, x.shape[1], dtype=acc, device=x.device).index_add(0, rows, contrib)
+    return out.to(x.dtype)
+
+
+def lightgcn_propagate(rowptr: Tensor, col: Tensor, value: Tensor, x0: Tensor, weights: Tensor) -> Tensor:
+    """sum_k weights[k] * A^k x0 for k = 0..len(weights)-1."""
+    w = weights.to(x0.device)
+    out = x0 * w[0].to(x0.dtype)
+    x = x0
+    for k in range(1, w.numel()):
+        x = spmm(rowptr, col, value, x)
+        out = out + x * w[k].to(x0.dtype)
+    return out
+
+
 
 # ----------------------------------------------------------------------------
 # Sampler: fused hard-negative sampling                 (issue: sampler)

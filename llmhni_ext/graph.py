@@ -1,0 +1,118 @@
+"""Sparse graphs in CSR form and LightGCN-style propagation over them.
+
+The user-item graph of a recommender is kept as a :class:`CSR`:
+
+* :func:`csr_from_coo` builds the user -> item matrix (rows sorted, duplicates merged)
+  that samplers use for "is this item a positive of this user" look-ups;
+* :func:`normalized_bipartite_adj` builds the symmetric-normalised adjacency
+  ``D^-1/2 A D^-1/2`` of LightGCN over ``n_users + n_items`` nodes (item ``j`` is node
+  ``n_users + j``) directly in CSR: never a dense matrix, never an (N+M)^2 structure;
+* :func:`spmm` multiplies it with dense embeddings and :func:`propagate` runs K layers
+  and their weighted sum ``sum_k w_k A^k x0`` (LightGCN's layer mean by default).
+
+Indices are int32 whenever they fit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class CSR:
+    """A sparse matrix in compressed sparse row form.
+
+    ``rowptr`` [n_rows + 1] and ``col`` [nnz] share one integer dtype (int32 when the
+    sizes fit); columns are sorted within each row. ``value`` [nnz] is a float tensor,
+    or None for a binary (structure-only) matrix. ``symmetric`` promises A^T == A in
+    structure and values, which lets backward passes reuse A instead of its transpose.
+    """
+
+    rowptr: Tensor
+    col: Tensor
+    value: Optional[Tensor]
+    n_rows: int
+    n_cols: int
+    symmetric: bool = False
+
+    @property
+    def nnz(self) -> int:
+        return int(self.col.numel())
+
+    @property
+    def device(self) -> torch.device:
+        return self.col.device
+
+    def to(self, device: Union[str, torch.device]) -> "CSR":
+        device = torch.device(device)
+        return replace(self, rowptr=self.rowptr.to(device), col=self.col.to(device),
+                       value=None if self.value is None else self.value.to(device))
+
+    def with_value(self, value: Optional[Tensor]) -> "CSR":
+        if value is not None and value.shape != (self.nnz,):
+            raise ValueError(f"value must have shape ({self.nnz},), got {tuple(value.shape)}")
+        return replace(self, value=value)
+
+    def row_ids(self) -> Tensor:
+        """Row index of every stored entry (int64, [nnz])."""
+        counts = self.rowptr[1:] - self.rowptr[:-1]
+        return torch.repeat_interleave(torch.arange(self.n_rows, device=self.device), counts.long())
+
+    def degrees(self) -> Tensor:
+        return (self.rowptr[1:] - self.rowptr[:-1]).long()
+
+    def to_dense(self) -> Tensor:
+        """Dense copy, for tests on small graphs only."""
+        out = torch.zeros(self.n_rows, self.n_cols, dtype=torch.float64 if self.value is None else self.value.dtype,
+                          device=self.device)
+        v = torch.ones(self.nnz, dtype=out.dtype, device=self.device) if self.value is None else self.value
+        out.index_put_((self.row_ids(), self.col.long()), v, accumulate=True)
+        return out
+
+
+def index_dtype(*sizes: int) -> torch.dtype:
+    """int32 when every size fits in it, else int64."""
+    return torch.int32 if max(sizes, default=0) <= INT32_MAX else torch.int64
+
+
+def csr_from_coo(rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> CSR:
+    """Binary CSR of the (row, col) pairs: rows sorted, duplicate pairs merged."""
+    from .ops import graph as _ops
+    rowptr, col = _ops.csr_from_coo(rows, cols, n_rows, n_cols)
+    return CSR(rowptr, col, None, n_rows, n_cols)
+
+
+def normalized_bipartite_adj(users: Tensor, items: Tensor, n_users: int, n_items: int) -> CSR:
+    """LightGCN's ``D^-1/2 A D^-1/2`` over users and items, A = [[0, R], [R^T, 0]].
+
+    Duplicate interactions are merged; users or items without edges are allowed (their
+    rows are empty)."""
+    from .ops import graph as _ops
+    rowptr, col, value = _ops.bipartite_norm_adj(users, items, n_users, n_items)
+    n = n_users + n_items
+    return CSR(rowptr, col, value, n, n, symmetric=True)
+
+
+def spmm(adj: CSR, x: Tensor) -> Tensor:
+    """``adj @ x`` for a dense ``x`` [n_cols, d]; differentiable in ``x`` and ``adj.value``."""
+    from .ops import graph as _ops
+    return _ops.spmm(adj, x)
+
+
+def propagate(adj: CSR, x0: Tensor, num_layers: int,
+              layer_weights: Optional[Union[Sequence[float], Tensor]] = None) -> Tensor:
+    """``sum_{k=0..K} w_k A^k x0`` in one fused op (LightGCN: w_k = 1 / (K + 1)).
+
+    Differentiable in ``x0``; needs a square ``adj``."""
+    from .ops import graph as _ops
+    if layer_weights is None:
+        layer_weights = [1.0 / (num_layers + 1)] * (num_layers + 1)
+    w = torch.as_tensor(layer_weights, dtype=torch.float32)
+    if w.shape != (num_layers + 1,):
+        raise ValueError(f"layer_weights must have num_layers + 1 = {num_layers + 1} entries, got {tuple(w.shape)}")
+    return _ops.lightgcn_propagate(adj, x0, w)
