@@ -89,12 +89,30 @@ def _extra_requires():
     return [] if _target_torch() else ["torch>=2.11"]
 
 
+def _with_torch_or_without_extension(hook, *args):
+    """Runs a setuptools hook that executes setup.py (which imports torch)."""
+    extra = _extra_requires()
+    if extra:  # no torch anywhere yet: discover requirements without the extension
+        saved = os.environ.get("LLMHNI_NO_EXTENSION")
+        os.environ["LLMHNI_NO_EXTENSION"] = "1"
+        try:
+            return hook(*args) + extra
+        finally:
+            if saved is None:
+                os.environ.pop("LLMHNI_NO_EXTENSION", None)
+            else:
+                os.environ["LLMHNI_NO_EXTENSION"] = saved
+    if _needs_extension():
+        _expose_target_torch()
+    return hook(*args)
+
+
 def get_requires_for_build_wheel(config_settings=None):
-    return _orig.get_requires_for_build_wheel(config_settings) + _extra_requires()
+    return _with_torch_or_without_extension(_orig.get_requires_for_build_wheel, config_settings)
 
 
 def get_requires_for_build_editable(config_settings=None):
-    return _orig.get_requires_for_build_editable(config_settings) + _extra_requires()
+    return _with_torch_or_without_extension(_orig.get_requires_for_build_editable, config_settings)
 
 
 def get_requires_for_build_sdist(config_settings=None):
@@ -102,10 +120,14 @@ def get_requires_for_build_sdist(config_settings=None):
 
 
 def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    if _needs_extension():
+        _expose_target_torch()
     return _orig.prepare_metadata_for_build_wheel(metadata_directory, config_settings)
 
 
 def prepare_metadata_for_build_editable(metadata_directory, config_settings=None):
+    if _needs_extension():
+        _expose_target_torch()
     return _orig.prepare_metadata_for_build_editable(metadata_directory, config_settings)
 
 
