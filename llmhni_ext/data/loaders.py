@@ -1,0 +1,79 @@
+"""``load_dataset``: one entry point by name or by path."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from .dataset import Dataset
+from .root import resolve_data_root
+
+DATASETS = ("ml-100k", "ml-1m", "lastfm", "lastfm-hetrec", "synthetic")
+
+
+def load_dataset(name: str, data_root: Optional[str] = None, *, split=None, noise="none", seed: int = 0,
+                 **options) -> Dataset:
+    """Load a data set by name (see ``DATASETS``) or a folder/file path by its format.
+
+    ``noise``: ``"none"``, ``"natural"`` (ratings <= 2 labelled noisy in train, valid/test keep
+    ratings >= 4) or an injected ratio such as ``0.2``. ``seed`` fixes every random choice
+    (validation carving, random splits, injected pairs, the synthetic world). ``split``:
+    for ml-100k ``"u1"`` (default) .. ``"u5"``, ``"ua"``, ``"ub"``; for data sets split at
+    random, a (train, valid, test) ratio triple. Other ``options`` go to the loader.
+    """
+    key = str(name).strip().lower()
+    if key == "ml-100k":
+        from .movielens import load_ml100k
+        if split is not None:
+            options["split"] = split
+        return load_ml100k(data_root, noise=noise, seed=seed, **options)
+    if key in ("ml-1m", "lastfm"):
+        from .lightgcn_format import load_lightgcn_dir
+        folder = resolve_data_root(data_root) / "lightgcn-format" / key
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} not found: {key} is read from the LightGCN-format files "
+                                    f"(train.txt, valid.txt, test.txt) under <data root>/lightgcn-format/{key}/; "
+                                    f"set --data-root or LLMHNI_DATA_ROOT")
+        if split is not None:
+            raise ValueError(f"{key} comes with a fixed split; split={split!r} is not supported")
+        return load_lightgcn_dir(folder, name=key, noise=noise, seed=seed, **options)
+    if key == "lastfm-hetrec":
+        from .lastfm import load_lastfm_hetrec
+        if split is not None:
+            options["ratios"] = split
+        return load_lastfm_hetrec(data_root, noise=noise, seed=seed, **options)
+    if key == "synthetic":
+        from .noise import apply_noise
+        from .synthetic import make_world
+        ds, _truth = make_world(seed=seed, **options)
+        return apply_noise(ds, noise, seed)
+    path = Path(name)
+    if path.exists():
+        return _load_path(path, split=split, noise=noise, seed=seed, **options)
+    raise ValueError(f"unknown data set {name!r}: expected one of {', '.join(DATASETS)} or a path to a "
+                     f"LightGCN/RLMRec folder, a RecBole .inter file or a CSV/TSV table")
+
+
+def _load_path(path: Path, *, split, noise, seed, **options) -> Dataset:
+    if path.is_dir():
+        if (path / "trn_mat.pkl").is_file():
+            from .rlmrec import load_rlmrec_dir
+            return load_rlmrec_dir(path, noise=noise, seed=seed, **options)
+        if (path / "train.txt").is_file():
+            from .lightgcn_format import load_lightgcn_dir
+            return load_lightgcn_dir(path, noise=noise, seed=seed, **options)
+        inter = sorted(path.glob("*.inter"))
+        if inter:
+            from .recbole import load_recbole_inter
+            if split is not None:
+                options["ratios"] = split
+            return load_recbole_inter(path, noise=noise, seed=seed, **options)
+        raise ValueError(f"{path}: no known data format found (train.txt, trn_mat.pkl or *.inter)")
+    if path.suffix == ".inter":
+        from .recbole import load_recbole_inter
+        if split is not None:
+            options["ratios"] = split
+        return load_recbole_inter(path, noise=noise, seed=seed, **options)
+    from .tabular import load_table
+    if split is not None:
+        options["ratios"] = split
+    return load_table(path, noise=noise, seed=seed, **options)
