@@ -1,0 +1,62 @@
+"""Atomic files: a checkpoint, a JSON document or a text file is either the old one or the
+complete new one, never half written (write to a temporary file in the same folder,
+flush, fsync, then rename over the target)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from typing import Any, Callable, Dict
+
+import torch
+
+
+def _atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_checkpoint(state: Dict[str, Any], path: str) -> None:
+    _atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path!r}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # noqa: BLE001
+        raise RuntimeError(f"checkpoint {path!r} could not be read ({type(e).__name__}: {e})") from None
+
+
+def write_json(obj: Any, path: str) -> None:
+    data = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable).encode("utf-8")
+    _atomic_write(path, lambda f: f.write(data + b"\n"))
+
+
+def write_text(text: str, path: str) -> None:
+    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    if hasattr(x, "item"):
+        return x.item()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    return str(x)

@@ -1,0 +1,272 @@
+"""Run configuration: typed dataclasses, loaded from YAML, overridden from the command line.
+
+A run is described by one :class:`RunConfig` with five sections::
+
+    data:    which data set, where it lives, how much noise to inject
+    model:   backbone (mf | lightgcn | ngcf), embedding size, layers
+    train:   optimiser, batches, epochs, early stopping, evaluation, seed, device
+    method:  the training objective (bpr | dns | tce | rce | sgl | simgcl | llmhni
+             and the LLMHNI ablations) and its hyperparameters
+    signals: options passed through to the signals stage (llmhni_ext.signals.SignalsConfig)
+
+Unknown keys and values of the wrong type or out of range raise :class:`ConfigError`
+naming the offending key, e.g. ``train.lr: must be > 0, got -1.0``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Optional, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is malformed; the message names the key."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "ml-100k"          # ml-100k | ml-1m | lastfm | synthetic | a path the data loader accepts
+    data_root: Optional[str] = None   # default: $LLMHNI_DATA_ROOT or the loader's default
+    noise: float = 0.0                # injected noise ratio r: r * |train| random non-interactions added
+    noise_seed: int = 0
+    max_users: int = 0                # >0: keep only the first max_users users (quick runs, tests)
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "lightgcn"        # mf | lightgcn | ngcf
+    dim: int = 64
+    layers: int = 3
+    ngcf_dropout: float = 0.1         # NGCF message dropout
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 2048
+    lr: float = 1e-3
+    l2: float = 1e-4                  # L2 on the batch's layer-0 (ego) embeddings, as in LightGCN
+    eval_every: int = 1
+    patience: int = 10                # evaluations without a better validation Recall@20
+    eval_batch_size: int = 1024       # users per evaluation batch (results do not depend on it)
+    eval_item_block: int = 8192       # items per top-k block (bounds evaluation memory)
+    seed: int = 0
+    device: str = "cpu"               # cpu | cuda | cuda:N
+    threads: int = 0                  # torch.set_num_threads; 0 leaves torch's default
+    progress: bool = True
+
+
+@dataclass
+class MethodConfig:
+    name: str = "llmhni"
+    # negative sampling
+    num_negatives: int = 1
+    num_candidates: int = 64          # M candidates per pair (dns, llmhni)
+    top_k: int = 8                    # llmhni: keep the K best-scored candidates ...
+    sim_threshold: float = 0.9        # ... and never pick one more similar than this (probable false negative)
+    # LLMHNI objective: L = L_rec + lambda_de * L_de + lambda_hal * L_hal
+    lambda_de: float = 0.1
+    lambda_hal: float = 0.1
+    tau_de: float = 0.2
+    tau_hal: float = 0.2
+    keep_prob: float = 0.8            # edge keep rate of the L_hal views (and SGL's)
+    predict_graph: str = "denoised"   # denoised (G') | original (G)
+    semantic_sampling: bool = True    # False: "w/o semantic sampling" (score-only hard negatives)
+    objective_alignment: bool = True  # False: "w/o objective alignment" (raw text similarity)
+    interaction_denoising: bool = True  # False: "w/o interaction denoising" (no G', no L_de)
+    hallucination_robust: bool = True  # False: "w/o hallucination-robust learning" (no L_hal)
+    # T-CE / R-CE (Wang et al., "Denoising implicit feedback for recommendation")
+    tce_max_drop: float = 0.2
+    tce_warmup_epochs: int = 10
+    rce_beta: float = 0.25
+    # SGL / SimGCL
+    ssl_lambda: float = 0.1
+    ssl_tau: float = 0.2
+    simgcl_eps: float = 0.1
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    signals: Dict[str, Any] = field(default_factory=dict)
+    out: Optional[str] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "RunConfig":
+        _validate(self)
+        return self
+
+
+BACKBONES = ("mf", "lightgcn", "ngcf")
+
+
+def _check(cond: bool, key: str, msg: str, value: Any) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {msg}, got {value!r}")
+
+
+def _validate(cfg: RunConfig) -> None:
+    from .methods import METHODS  # late import: methods imports config
+    d, m, t, me = cfg.data, cfg.model, cfg.train, cfg.method
+    _check(0.0 <= d.noise < 10.0, "data.noise", "must be in [0, 10)", d.noise)
+    _check(d.max_users >= 0, "data.max_users", "must be >= 0", d.max_users)
+    _check(m.backbone in BACKBONES, "model.backbone", f"must be one of {', '.join(BACKBONES)}", m.backbone)
+    _check(m.dim > 0, "model.dim", "must be > 0", m.dim)
+    _check(m.layers >= 0, "model.layers", "must be >= 0", m.layers)
+    _check(0.0 <= m.ngcf_dropout < 1.0, "model.ngcf_dropout", "must be in [0, 1)", m.ngcf_dropout)
+    _check(t.epochs >= 0, "train.epochs", "must be >= 0", t.epochs)
+    _check(t.batch_size > 0, "train.batch_size", "must be > 0", t.batch_size)
+    _check(t.lr > 0, "train.lr", "must be > 0", t.lr)
+    _check(t.l2 >= 0, "train.l2", "must be >= 0", t.l2)
+    _check(t.eval_every > 0, "train.eval_every", "must be > 0", t.eval_every)
+    _check(t.patience > 0, "train.patience", "must be > 0", t.patience)
+    _check(t.eval_batch_size > 0, "train.eval_batch_size", "must be > 0", t.eval_batch_size)
+    _check(t.eval_item_block > 0, "train.eval_item_block", "must be > 0", t.eval_item_block)
+    _check(t.threads >= 0, "train.threads", "must be >= 0", t.threads)
+    _check(t.device == "cpu" or t.device == "cuda" or t.device.startswith("cuda:"), "train.device",
+           "must be cpu, cuda or cuda:N", t.device)
+    _check(me.name in METHODS, "method.name", f"must be one of {', '.join(METHODS)}", me.name)
+    _check(me.num_negatives >= 1, "method.num_negatives", "must be >= 1", me.num_negatives)
+    _check(me.num_candidates >= 1, "method.num_candidates", "must be >= 1", me.num_candidates)
+    _check(1 <= me.top_k <= me.num_candidates, "method.top_k", "must be in [1, num_candidates]", me.top_k)
+    _check(-1.0 <= me.sim_threshold <= 1.0, "method.sim_threshold", "must be in [-1, 1]", me.sim_threshold)
+    for k in ("lambda_de", "lambda_hal", "ssl_lambda", "tce_max_drop", "rce_beta", "simgcl_eps"):
+        _check(getattr(me, k) >= 0, f"method.{k}", "must be >= 0", getattr(me, k))
+    for k in ("tau_de", "tau_hal", "ssl_tau"):
+        _check(getattr(me, k) > 0, f"method.{k}", "must be > 0", getattr(me, k))
+    _check(0.0 < me.keep_prob <= 1.0, "method.keep_prob", "must be in (0, 1]", me.keep_prob)
+    _check(me.tce_max_drop < 1.0, "method.tce_max_drop", "must be < 1", me.tce_max_drop)
+    _check(me.tce_warmup_epochs >= 1, "method.tce_warmup_epochs", "must be >= 1", me.tce_warmup_epochs)
+    _check(me.predict_graph in ("denoised", "original"), "method.predict_graph",
+           "must be 'denoised' or 'original'", me.predict_graph)
+
+
+# ---------------------------------------------------------------- loading
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (ints are accepted for floats)."""
+    origin = get_origin(tp)
+    if origin is Union:
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin in (dict, Dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a mapping, got {value!r}")
+        return dict(value)
+    if origin in (list, List):
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: must be a list, got {value!r}")
+        return list(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {tp}")
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'}: must be a mapping, got {raw!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"{prefix + '.' if prefix else ''}{unknown[0]}: unknown key "
+                          f"(known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in raw.items():
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, key)
+        else:
+            kwargs[name] = _coerce(value, tp, key)
+    return cls(**kwargs)
+
+
+def from_dict(raw: Dict[str, Any]) -> RunConfig:
+    """A validated :class:`RunConfig` from a nested mapping (as in the YAML file)."""
+    return _build(RunConfig, raw, "").validate()
+
+
+def load_yaml(path: str) -> RunConfig:
+    """Read a YAML run file; a missing file, bad YAML or a bad key is a :class:`ConfigError`."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    with open(path, encoding="utf-8") as f:
+        try:
+            raw = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path!r} is not valid YAML: {e}") from None
+    if raw is None:
+        raw = {}
+    try:
+        return from_dict(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def dump_yaml(cfg: RunConfig, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+
+
+def apply_overrides(cfg: RunConfig, overrides: Dict[str, Any]) -> RunConfig:
+    """Set dotted keys (``{"train.lr": 0.01}``), type-checked; returns a new validated config.
+
+    String values (from ``--set key=value``) are parsed as YAML scalars first."""
+    raw = cfg.to_dict()
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node = raw
+        for p in parts[:-1]:
+            if not isinstance(node, dict) or p not in node:
+                raise ConfigError(f"{dotted}: unknown key")
+            node = node[p]
+        if not isinstance(node, dict) or (parts[-1] not in node and parts[0] != "signals"):
+            raise ConfigError(f"{dotted}: unknown key")
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value) if value != "" else value
+            except yaml.YAMLError:
+                pass
+        node[parts[-1]] = value
+    return from_dict(raw)
+
+
+def parse_set(items: Optional[List[str]]) -> Dict[str, Any]:
+    """``["train.lr=0.01", ...]`` -> ``{"train.lr": "0.01"}`` (values parsed later)."""
+    out: Dict[str, Any] = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ConfigError(f"--set {it!r}: expected key=value, e.g. train.lr=0.001")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
