@@ -51,6 +51,7 @@ def extensions():
     if os.environ.get("LLMHNI_NO_EXTENSION", "0") in ("1", "true", "yes"):
         print("llmhni: LLMHNI_NO_EXTENSION set, installing without compiled kernels")
         return [], {}
+    build_flags.default_cuda_home()
     import torch
     from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
@@ -69,7 +70,7 @@ def extensions():
     ext = kind(
         name="llmhni_ext._C",
         sources=sources,
-        include_dirs=[CSRC],
+        include_dirs=[CSRC] + (build_flags.cuda_include_dirs() if with_cuda else []),
         extra_compile_args={"cxx": flags["cxx"], "nvcc": flags["nvcc"]},
         extra_link_args=flags["ldflags"],
     )

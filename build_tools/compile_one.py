@@ -14,10 +14,11 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "llmhni_ext"))
 
+import _build_flags  # noqa: E402
+
+_build_flags.default_cuda_home()
 import torch  # noqa: E402
 from torch.utils.cpp_extension import CUDA_HOME, include_paths  # noqa: E402
-
-import _build_flags  # noqa: E402
 
 
 def main(path):
@@ -26,6 +27,8 @@ def main(path):
     abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
     inc = [f"-I{p}" for p in include_paths("cuda" if is_cu else "cpu")]
     inc += [f"-I{os.path.join(ROOT, 'csrc')}", f"-I{sysconfig.get_paths()['include']}"]
+    if is_cu:
+        inc += [f"-I{p}" for p in _build_flags.cuda_include_dirs()]
     common = ["-DTORCH_EXTENSION_NAME=_C", "-DTORCH_API_INCLUDE_EXTENSION_H", abi]
     if is_cu:
         if CUDA_HOME is None:

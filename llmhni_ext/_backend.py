@@ -97,9 +97,10 @@ def _try_jit() -> Optional[str]:
     if csrc is None:
         return "no csrc/ sources were found for a JIT build"
     try:
+        from ._build_flags import DEFAULT_CUDA_ARCHS, cuda_include_dirs, default_cuda_home, flags
+        default_cuda_home()
         from torch.utils.cpp_extension import CUDA_HOME, load
 
-        from ._build_flags import DEFAULT_CUDA_ARCHS, flags
         from ._sources import read_sources
 
         src = read_sources(csrc)
@@ -112,7 +113,7 @@ def _try_jit() -> Optional[str]:
         _announce(f"llmhni: llmhni_ext._C is unusable, so the kernels are JIT-compiled into {build_dir} "
                   "(ninja; later runs reuse what is built)")
         f = flags(__version__, with_cuda)
-        load(name="llmhni_jit", sources=sources, extra_include_paths=[csrc],
+        load(name="llmhni_jit", sources=sources, extra_include_paths=[csrc] + (cuda_include_dirs() if with_cuda else []),
              extra_cflags=f["cxx"], extra_cuda_cflags=f["nvcc"], extra_ldflags=f["ldflags"],
              build_directory=build_dir, with_cuda=with_cuda, is_python_module=False, verbose=False)
         _state.info = json.loads(torch.ops.llmhni.build_info())
