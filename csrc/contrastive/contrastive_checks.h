@@ -1,0 +1,80 @@
+// Argument checks of the contrastive ops, shared by the CPU and CUDA kernels.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "common/checks.h"
+
+namespace llmhni {
+
+// Structure of a square CSR: index dtypes, devices, sizes. The O(nnz) content checks
+// (monotone rowptr, columns in range) are done by check_csr_content on the CPU and
+// by the Python wrapper's one-time validation elsewhere.
+inline void check_edge_drop_args(const at::Tensor& rowptr, const at::Tensor& col, double keep_prob,
+                                 int64_t num_views, const char* op) {
+  check_index(rowptr, op, "rowptr");
+  check_index(col, op, "col");
+  TORCH_CHECK(rowptr.scalar_type() == col.scalar_type(), op, ": rowptr and col must share one index dtype, got ",
+              rowptr.scalar_type(), " and ", col.scalar_type());
+  check_same_device(rowptr, col, op, "rowptr", "col");
+  TORCH_CHECK(rowptr.numel() >= 1, op, ": rowptr must have n_rows + 1 >= 1 entries, got 0");
+  TORCH_CHECK(std::isfinite(keep_prob) && keep_prob >= 0.0 && keep_prob <= 1.0, op,
+              ": keep_prob must lie in [0, 1], got ", keep_prob);
+  TORCH_CHECK(num_views >= 1, op, ": num_views must be at least 1, got ", num_views);
+  const int64_t n = rowptr.numel() - 1;
+  TORCH_CHECK(n <= (int64_t(1) << 32), op, ": at most 2^32 nodes are supported, got ", n);
+  TORCH_CHECK(num_views <= (int64_t(1) << 20), op, ": num_views must be at most 2^20, got ", num_views);
+}
+
+// Content checks for a CSR on the CPU: rowptr[0] == 0, non-decreasing, rowptr[n] == nnz,
+// columns in [0, n). O(n + nnz), done once per call before any kernel work.
+template <typename idx_t>
+inline void check_csr_content_cpu(const idx_t* rp, const idx_t* col, int64_t n, int64_t nnz, const char* op) {
+  TORCH_CHECK(rp[0] == 0, op, ": rowptr[0] must be 0, got ", static_cast<int64_t>(rp[0]));
+  TORCH_CHECK(static_cast<int64_t>(rp[n]) == nnz, op, ": rowptr[-1] must equal col.numel() = ", nnz, ", got ",
+              static_cast<int64_t>(rp[n]));
+  for (int64_t r = 0; r < n; ++r) {
+    TORCH_CHECK(rp[r] <= rp[r + 1], op, ": rowptr must be non-decreasing, but rowptr[", r, "] = ",
+                static_cast<int64_t>(rp[r]), " > rowptr[", r + 1, "] = ", static_cast<int64_t>(rp[r + 1]));
+  }
+  int64_t bad = -1;
+  for (int64_t k = 0; k < nnz; ++k) {
+    if (col[k] < 0 || static_cast<int64_t>(col[k]) >= n) {
+      bad = k;
+      break;
+    }
+  }
+  TORCH_CHECK(bad < 0, op, ": col[", bad, "] = ", bad < 0 ? 0 : static_cast<int64_t>(col[bad]),
+              " is out of range for a square graph of ", n, " nodes");
+}
+
+inline void check_infonce_args(const at::Tensor& a, const at::Tensor& b, double temperature, const char* op) {
+  check_floating(a, op, "a");
+  check_floating(b, op, "b");
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), op, ": a and b must share one dtype, got ", a.scalar_type(),
+              " and ", b.scalar_type());
+  check_same_device(a, b, op, "a", "b");
+  check_dim(a, 3, op, "a ([P, B, d])");
+  TORCH_CHECK(a.sizes() == b.sizes(), op, ": a and b must have the same shape [P, B, d], got ", a.sizes(), " and ",
+              b.sizes());
+  TORCH_CHECK(a.size(2) >= 1 || a.size(1) == 0, op, ": the representation dimension d must be at least 1");
+  TORCH_CHECK(std::isfinite(temperature) && temperature > 0.0, op, ": temperature must be a positive number, got ",
+              temperature);
+}
+
+inline void check_infonce_backward_args(const at::Tensor& grad_loss, const at::Tensor& a, const at::Tensor& b,
+                                        const at::Tensor& lse, double temperature, const char* op) {
+  check_infonce_args(a, b, temperature, op);
+  check_floating(grad_loss, op, "grad_loss");
+  check_floating(lse, op, "lse");
+  check_same_device(a, grad_loss, op, "a", "grad_loss");
+  check_same_device(a, lse, op, "a", "lse");
+  TORCH_CHECK(grad_loss.dim() == 1 && grad_loss.size(0) == a.size(0), op, ": grad_loss must have shape [P] = [",
+              a.size(0), "], got ", grad_loss.sizes());
+  TORCH_CHECK(lse.dim() == 2 && lse.size(0) == a.size(0) && lse.size(1) == a.size(1), op,
+              ": lse must have shape [P, B] = [", a.size(0), ", ", a.size(1), "], got ", lse.sizes());
+}
+
+}  // namespace llmhni
