@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import shutil
 import tempfile
@@ -150,7 +151,7 @@ def download_file(url: str, dest, sha256: Optional[str] = None, *, timeout: floa
             try:
                 _fetch(url, part, timeout=timeout, desc=desc or dest.name)
                 break
-            except (urllib.error.URLError, OSError, TimeoutError) as e:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
                 if isinstance(e, urllib.error.HTTPError) and e.code in (403, 404, 410):
                     part.unlink(missing_ok=True)
                     raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
