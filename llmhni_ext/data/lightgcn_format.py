@@ -22,8 +22,9 @@ from .parsing import read_text, split_lines
 from .splitting import sorted_unique, dedupe, drop_seen, per_user_holdout
 
 
-def read_lightgcn_file(path, cleanup: Dict[str, int], tag: str) -> Tuple[np.ndarray, np.ndarray]:
-    """(users, items) int64 arrays of one file, in file order."""
+def read_lightgcn_file(path, cleanup: Dict[str, int], tag: str) -> Tuple[np.ndarray, np.ndarray, int]:
+    """(users, items) int64 arrays of one file, in file order, and the largest user id seen
+    (a line with a user and no items still names the user)."""
     path = Path(path)
     lines = split_lines(read_text(path, "utf-8"))
     toks = []
@@ -57,7 +58,7 @@ def read_lightgcn_file(path, cleanup: Dict[str, int], tag: str) -> Tuple[np.ndar
     n_items = int(items.max()) + 1 if len(items) else 1
     keep = dedupe(users, items, n_items, keep="first")
     cleanup[f"duplicates_dropped_{tag}"] = int(len(users) - len(keep))
-    return users[keep], items[keep]
+    return users[keep], items[keep], int(line_users.max()) if len(line_users) else -1
 
 
 def load_lightgcn_dir(path, *, name: Optional[str] = None, valid_ratio: float = 0.0, seed: int = 0,
@@ -68,10 +69,11 @@ def load_lightgcn_dir(path, *, name: Optional[str] = None, valid_ratio: float = 
         if not (folder / f).is_file():
             raise FileNotFoundError(f"{folder / f} not found (a LightGCN-format folder needs train.txt and test.txt)")
     cleanup: Dict[str, int] = {}
-    tr_u, tr_i = read_lightgcn_file(folder / "train.txt", cleanup, "train")
-    te_u, te_i = read_lightgcn_file(folder / "test.txt", cleanup, "test")
+    tr_u, tr_i, m1 = read_lightgcn_file(folder / "train.txt", cleanup, "train")
+    te_u, te_i, m2 = read_lightgcn_file(folder / "test.txt", cleanup, "test")
+    m3 = -1
     if (folder / "valid.txt").is_file():
-        va_u, va_i = read_lightgcn_file(folder / "valid.txt", cleanup, "valid")
+        va_u, va_i, m3 = read_lightgcn_file(folder / "valid.txt", cleanup, "valid")
         if valid_ratio:
             raise ValueError(f"{folder} has valid.txt; valid_ratio={valid_ratio} would carve a second one")
     else:
@@ -79,7 +81,7 @@ def load_lightgcn_dir(path, *, name: Optional[str] = None, valid_ratio: float = 
         va_u, va_i, tr_u, tr_i = tr_u[hold], tr_i[hold], tr_u[~hold], tr_i[~hold]
     allu = np.concatenate([tr_u, va_u, te_u])
     alli = np.concatenate([tr_i, va_i, te_i])
-    n_users = int(allu.max()) + 1 if len(allu) else 0
+    n_users = max(int(allu.max()) if len(allu) else -1, m1, m2, m3) + 1
     n_items = int(alli.max()) + 1 if len(alli) else 0
     train = Interactions(tr_u, tr_i)
     valid, k1 = drop_seen(train, Interactions(va_u, va_i), n_items)

@@ -1,8 +1,8 @@
 """A generic CSV/TSV of (user, item[, rating, timestamp]) with optional text columns.
 
 The separator follows the extension (``.csv`` comma, ``.tsv``/``.txt``/``.dat`` tab)
-unless given. With a header row (detected when the first row's user/item fields are
-not numbers, or forced with ``header=True``), columns are found by name
+unless given. With a header row (detected when the first row names a known column, or
+its user/item fields are not numbers while the next row's are; or forced with ``header=True``), columns are found by name
 (``user``/``user_id``/``userId``, ``item``/``item_id``/``itemId``/``movieId``, ``rating``,
 ``timestamp``/``time``); without one they are positions 0, 1, 2, 3. Text columns
 (``user_text_col``, ``item_text_col``) give per-row text for the row's user or item;
@@ -48,6 +48,25 @@ def _find(head: List[str], given: Union[str, int, None], candidates: Sequence[st
     return None
 
 
+def _numeric(x: str) -> bool:
+    try:
+        float(x)
+        return True
+    except ValueError:
+        return False
+
+
+def _has_header(first: List[str], second: Optional[List[str]]) -> bool:
+    """A header row: its user/item fields are not numbers and either it names a known
+    column or the next row's user/item fields are numbers."""
+    if len(first) >= 2 and _numeric(first[0]) and _numeric(first[1]):
+        return False
+    low = {f.strip().lower() for f in first}
+    if low & set(_USER + _ITEM):
+        return True
+    return second is not None and len(second) >= 2 and _numeric(second[0]) and _numeric(second[1])
+
+
 def load_table(path, *, sep: Optional[str] = None, header: Optional[bool] = None,
                user_col: Union[str, int, None] = None, item_col: Union[str, int, None] = None,
                rating_col: Union[str, int, None] = None, timestamp_col: Union[str, int, None] = None,
@@ -64,13 +83,7 @@ def load_table(path, *, sep: Optional[str] = None, header: Optional[bool] = None
         raise DataError(path, "the file has no rows")
     first_line, first = records[0]
     if header is None:
-        def numeric(x):
-            try:
-                float(x)
-                return True
-            except ValueError:
-                return False
-        header = not (len(first) >= 2 and numeric(first[0]) and numeric(first[1])) or \
+        header = _has_header(first, records[1][1] if len(records) > 1 else None) or \
             any(isinstance(c, str) for c in (user_col, item_col, rating_col, timestamp_col, user_text_col,
                                              item_text_col, split_col))
     if header:
