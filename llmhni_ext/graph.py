@@ -14,8 +14,8 @@ Indices are int32 whenever they fit.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Optional, Sequence, Union
+from dataclasses import dataclass, field, replace
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -39,6 +39,8 @@ class CSR:
     n_rows: int
     n_cols: int
     symmetric: bool = False
+    # A^T's structure, computed once on first use by a backward pass (see transpose_parts).
+    _cache: Dict[str, Tuple[Tensor, Tensor, Tensor]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def nnz(self) -> int:
@@ -51,12 +53,33 @@ class CSR:
     def to(self, device: Union[str, torch.device]) -> "CSR":
         device = torch.device(device)
         return replace(self, rowptr=self.rowptr.to(device), col=self.col.to(device),
-                       value=None if self.value is None else self.value.to(device))
+                       value=None if self.value is None else self.value.to(device), _cache={})
 
     def with_value(self, value: Optional[Tensor]) -> "CSR":
         if value is not None and value.shape != (self.nnz,):
             raise ValueError(f"value must have shape ({self.nnz},), got {tuple(value.shape)}")
         return replace(self, value=value)
+
+    def transpose_parts(self) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """(t_rowptr, t_col, t_perm) of A^T, with ``value_T = value[t_perm]``.
+
+        A symmetric CSR is its own transpose (t_perm None). Otherwise the transpose is
+        built once and cached on this object (and shared by :meth:`with_value`, which
+        keeps the structure)."""
+        if self.symmetric:
+            return self.rowptr, self.col, None
+        if "t" not in self._cache:
+            from .ops import graph as _ops
+            self._cache["t"] = _ops.csr_transpose(self.rowptr, self.col, self.n_cols)
+        return self._cache["t"]
+
+    def transpose(self) -> "CSR":
+        """A^T as a CSR (values permuted; structure cached)."""
+        if self.symmetric:
+            return self
+        t_rowptr, t_col, t_perm = self.transpose_parts()
+        value = None if self.value is None else self.value[t_perm.long()]
+        return CSR(t_rowptr, t_col, value, self.n_cols, self.n_rows)
 
     def row_ids(self) -> Tensor:
         """Row index of every stored entry (int64, [nnz])."""
@@ -108,11 +131,15 @@ def propagate(adj: CSR, x0: Tensor, num_layers: int,
               layer_weights: Optional[Union[Sequence[float], Tensor]] = None) -> Tensor:
     """``sum_{k=0..K} w_k A^k x0`` in one fused op (LightGCN: w_k = 1 / (K + 1)).
 
-    Differentiable in ``x0``; needs a square ``adj``."""
+    Computed by Horner's rule, one sparse pass per layer; the backward is the same op
+    on ``A^T`` (``adj`` itself when symmetric). Differentiable in ``x0`` (not in the
+    weights or the edge values); needs a square ``adj``."""
     from .ops import graph as _ops
     if layer_weights is None:
         layer_weights = [1.0 / (num_layers + 1)] * (num_layers + 1)
-    w = torch.as_tensor(layer_weights, dtype=torch.float32)
-    if w.shape != (num_layers + 1,):
-        raise ValueError(f"layer_weights must have num_layers + 1 = {num_layers + 1} entries, got {tuple(w.shape)}")
+    if isinstance(layer_weights, Tensor):
+        layer_weights = layer_weights.detach().cpu().tolist()
+    w = [float(v) for v in layer_weights]
+    if len(w) != num_layers + 1:
+        raise ValueError(f"layer_weights must have num_layers + 1 = {num_layers + 1} entries, got {len(w)}")
     return _ops.lightgcn_propagate(adj, x0, w)
