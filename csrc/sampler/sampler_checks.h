@@ -1,0 +1,181 @@
+// Argument checks of llmhni::sample_negatives, run by the CPU and CUDA kernels before
+// any work. The reference twin (llmhni_ext/reference.py, _sampler_check) raises the
+// same messages.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <c10/util/Optional.h>
+
+#include <string>
+#include <vector>
+
+#include "common/checks.h"
+#include "sampler/sampler_common.h"
+
+namespace llmhni {
+namespace sampler {
+
+struct SampleArgs {
+  const at::Tensor& rowptr;
+  const at::Tensor& col;
+  const at::Tensor& users;
+  int64_t n_items;
+  const std::string& mode;
+  int64_t num_negatives, num_candidates, top_k, max_redraws;
+  const c10::optional<at::Tensor>& candidates;
+  const c10::optional<at::Tensor>& pop_cdf;
+  const c10::optional<at::Tensor>& user_emb;
+  const c10::optional<at::Tensor>& item_emb;
+  const c10::optional<at::Tensor>& user_sem;
+  const c10::optional<at::Tensor>& item_sem;
+};
+
+inline Mode parse_mode(const std::string& mode) {
+  if (mode == "uniform") return kUniform;
+  if (mode == "popularity") return kPopularity;
+  if (mode == "dns") return kDns;
+  if (mode == "llmhni") return kLlmhni;
+  TORCH_CHECK(false, "sample_negatives: mode must be one of uniform, popularity, dns, llmhni, got '", mode, "'");
+  return kUniform;
+}
+
+inline void check_embedding_pair(const c10::optional<at::Tensor>& a, const c10::optional<at::Tensor>& b,
+                                 const char* a_name, const char* b_name, int64_t n_users, int64_t n_items) {
+  constexpr const char* op = "sample_negatives";
+  TORCH_CHECK(a.has_value() == b.has_value(), op, ": ", a_name, " and ", b_name, " must be given together");
+  if (!a.has_value()) return;
+  const at::Tensor* ts[2] = {&*a, &*b};
+  const char* names[2] = {a_name, b_name};
+  const int64_t rows[2] = {n_users, n_items};
+  for (int i = 0; i < 2; ++i) {
+    const auto s = ts[i]->scalar_type();
+    TORCH_CHECK(s == at::kFloat || s == at::kHalf || s == at::kBFloat16, op, ": ", names[i],
+                " must be float32, float16 or bfloat16, got ", s);
+    TORCH_CHECK(ts[i]->dim() == 2 && ts[i]->size(0) == rows[i], op, ": ", names[i], " must have shape [", rows[i],
+                ", d], got ", ts[i]->sizes());
+  }
+  TORCH_CHECK(a->scalar_type() == b->scalar_type() && a->size(1) == b->size(1), op, ": ", a_name, " (",
+              a->scalar_type(), ", d=", a->size(1), ") and ", b_name, " (", b->scalar_type(), ", d=", b->size(1),
+              ") must share dtype and width");
+}
+
+// Shape, dtype and device checks (no host sync); returns the mode.
+inline Mode check_sample_args(const SampleArgs& g) {
+  constexpr const char* op = "sample_negatives";
+  const at::Tensor* idx[3] = {&g.rowptr, &g.col, &g.users};
+  const char* idx_names[3] = {"rowptr", "col", "users"};
+  for (int i = 0; i < 3; ++i)
+    TORCH_CHECK((idx[i]->scalar_type() == at::kInt || idx[i]->scalar_type() == at::kLong) && idx[i]->dim() == 1,
+                op, ": ", idx_names[i], " must be a 1-D int32 or int64 tensor, got ", idx[i]->scalar_type(),
+                " of shape ", idx[i]->sizes());
+  const Mode mode = parse_mode(g.mode);
+  TORCH_CHECK(g.rowptr.numel() >= 1, op, ": rowptr must hold n_users + 1 >= 1 entries");
+  TORCH_CHECK(g.n_items >= 1, op, ": n_items must be >= 1, got ", g.n_items);
+  TORCH_CHECK(g.num_negatives >= 1, op, ": num_negatives must be >= 1, got ", g.num_negatives);
+  TORCH_CHECK(g.num_candidates >= 1 && g.num_candidates <= kMaxCandidates, op, ": num_candidates must lie in [1, ",
+              kMaxCandidates, "], got ", g.num_candidates);
+  TORCH_CHECK(g.max_redraws >= 0 && g.max_redraws <= kMaxRedraws, op, ": max_redraws must lie in [0, ", kMaxRedraws,
+              "], got ", g.max_redraws);
+  TORCH_CHECK(mode != kLlmhni || (g.top_k >= 1 && g.top_k <= g.num_candidates), op,
+              ": top_k must lie in [1, num_candidates=", g.num_candidates, "], got ", g.top_k);
+  const std::pair<const char*, const c10::optional<at::Tensor>*> opts[6] = {
+      {"candidates", &g.candidates}, {"pop_cdf", &g.pop_cdf},   {"user_emb", &g.user_emb},
+      {"item_emb", &g.item_emb},     {"user_sem", &g.user_sem}, {"item_sem", &g.item_sem}};
+  check_same_device(g.users, g.rowptr, op, "users", "rowptr");
+  check_same_device(g.users, g.col, op, "users", "col");
+  for (const auto& o : opts)
+    if (o.second->has_value()) check_same_device(g.users, **o.second, op, "users", o.first);
+  const int64_t n_users = g.rowptr.numel() - 1;
+  if (mode == kPopularity && !g.candidates.has_value()) {
+    TORCH_CHECK(g.pop_cdf.has_value(), op, ": mode 'popularity' needs pop_cdf (int64 cumulative item weights)");
+    TORCH_CHECK(g.pop_cdf->scalar_type() == at::kLong && g.pop_cdf->dim() == 1 && g.pop_cdf->size(0) == g.n_items,
+                op, ": pop_cdf must be an int64 tensor of shape [n_items=", g.n_items, "], got ",
+                g.pop_cdf->scalar_type(), " of shape ", g.pop_cdf->sizes());
+  }
+  if (mode == kDns || mode == kLlmhni) {
+    TORCH_CHECK(g.user_emb.has_value(), op, ": mode '", g.mode, "' needs user_emb");
+    TORCH_CHECK(g.item_emb.has_value(), op, ": mode '", g.mode, "' needs item_emb");
+  }
+  if (mode == kLlmhni) {
+    TORCH_CHECK(g.user_sem.has_value(), op, ": mode 'llmhni' needs user_sem");
+    TORCH_CHECK(g.item_sem.has_value(), op, ": mode 'llmhni' needs item_sem");
+  }
+  check_embedding_pair(g.user_emb, g.item_emb, "user_emb", "item_emb", n_users, g.n_items);
+  check_embedding_pair(g.user_sem, g.item_sem, "user_sem", "item_sem", n_users, g.n_items);
+  const int64_t B = g.users.numel();
+  if (g.candidates.has_value()) {
+    const auto& c = *g.candidates;
+    TORCH_CHECK((c.scalar_type() == at::kInt || c.scalar_type() == at::kLong) && c.dim() == 3 && c.size(0) == B &&
+                    c.size(1) == g.num_negatives && c.size(2) == g.num_candidates,
+                op, ": candidates must be an int32 or int64 tensor of shape [B=", B, ", num_negatives=",
+                g.num_negatives, ", num_candidates=", g.num_candidates, "], got ", c.scalar_type(), " of shape ",
+                c.sizes());
+  }
+  return mode;
+}
+
+// Value checks, with one device->host copy: CSR end, id ranges, the popularity CDF and
+// users whose row covers every item.
+inline void check_sample_values(const SampleArgs& g, Mode mode) {
+  constexpr const char* op = "sample_negatives";
+  const int64_t n_users = g.rowptr.numel() - 1;
+  const int64_t B = g.users.numel();
+  const bool draws = !g.candidates.has_value();
+  std::vector<at::Tensor> v;
+  v.push_back(g.rowptr.select(0, n_users).to(at::kLong));  // 0
+  if (B > 0) {
+    auto u = g.users.to(at::kLong);
+    auto mm = at::aminmax(u);
+    v.push_back(std::get<0>(mm));  // 1
+    v.push_back(std::get<1>(mm));  // 2
+    if (draws) {
+      auto uc = u.clamp(0, n_users - 1);
+      auto deg = (g.rowptr.index_select(0, uc + 1) - g.rowptr.index_select(0, uc)).to(at::kLong);
+      auto am = deg.argmax();
+      v.push_back(deg.index_select(0, am.reshape({1})).squeeze(0));  // 3
+      v.push_back(u.index_select(0, am.reshape({1})).squeeze(0));    // 4
+    }
+  }
+  const bool cand = g.candidates.has_value() && g.candidates->numel() > 0;
+  const size_t cand_at = v.size();
+  if (cand) {
+    auto mm = at::aminmax(*g.candidates);
+    v.push_back(std::get<0>(mm).to(at::kLong));
+    v.push_back(std::get<1>(mm).to(at::kLong));
+  }
+  const bool pop = mode == kPopularity && draws;
+  const size_t pop_at = v.size();
+  if (pop) {
+    const auto& c = *g.pop_cdf;
+    v.push_back(c.select(0, 0));
+    v.push_back(c.select(0, g.n_items - 1));
+    v.push_back(g.n_items > 1 ? (c.slice(0, 1) < c.slice(0, 0, g.n_items - 1)).any().to(at::kLong)
+                              : at::zeros({}, c.options()));
+  }
+  const auto h = at::stack(v).cpu();
+  const int64_t* x = h.data_ptr<int64_t>();
+  TORCH_CHECK(x[0] == g.col.numel(), op, ": rowptr[-1] = ", x[0], " but col holds ", g.col.numel(),
+              " entries: malformed CSR");
+  if (B > 0) {
+    TORCH_CHECK(x[1] >= 0 && x[2] < n_users, op, ": users has values in [", x[1], ", ", x[2],
+                "] but must lie in [0, ", n_users, ")");
+  }
+  if (cand) {
+    TORCH_CHECK(x[cand_at] >= 0 && x[cand_at + 1] < g.n_items, op, ": candidates has values in [", x[cand_at], ", ",
+                x[cand_at + 1], "] but must lie in [0, ", g.n_items, ")");
+  }
+  if (pop) {
+    const int64_t first = x[pop_at], last = x[pop_at + 1];
+    TORCH_CHECK(first >= 0 && last > 0 && last <= kMaxCdfTotal && x[pop_at + 2] == 0, op,
+                ": pop_cdf must be non-decreasing, start >= 0 and end in (0, 2^46], got [", first, ", ..., ", last,
+                "]");
+  }
+  if (B > 0 && draws) {
+    TORCH_CHECK(x[3] < g.n_items, op, ": user ", x[4], " has interacted with all ", g.n_items,
+                " items, so it has no negative to sample; drop such users from the batch");
+  }
+}
+
+}  // namespace sampler
+}  // namespace llmhni
