@@ -258,6 +258,9 @@ def ensure_ml100k(root, files: Optional[Iterable[str]] = None, *, url: Optional[
     except zipfile.BadZipFile:
         zpath.unlink(missing_ok=True)
         raise DownloadError(f"{url} did not return a valid zip archive; it was discarded") from None
+    except DownloadError:
+        zpath.unlink(missing_ok=True)  # never reuse an archive whose members failed their sums
+        raise
     zpath.unlink(missing_ok=True)
     return folder
 
