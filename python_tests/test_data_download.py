@@ -118,10 +118,11 @@ def test_corrupted_zip_member_is_refused(server, tmp_path):
             if f == "u.user":
                 data = data.replace(b"|M|", b"|F|", 1)
             zf.writestr(f"ml-100k/{f}", data)
+    root = tmp_path / "root"
     with pytest.raises(dl.DownloadError, match="checksum mismatch for u.user"):
-        dl.ensure_ml100k(tmp_path, ["u.user"], url=server["zip"])
-    assert not (tmp_path / "ml-100k" / "u.user").exists()
-    assert not list(tmp_path.rglob("*.zip"))                    # the bad archive is not kept for reuse
+        dl.ensure_ml100k(root, ["u.user"], url=server["zip"])
+    assert not (root / "ml-100k" / "u.user").exists()
+    assert not list(root.rglob("*.zip"))                        # the bad archive is not kept for reuse
     (server["site"] / "ml-100k.zip").write_bytes(b"this is not a zip")
     with pytest.raises(dl.DownloadError, match="not a valid zip|did not return a valid zip"):
         dl.ensure_ml100k(tmp_path / "b", ["u.user"], url=server["zip"])
