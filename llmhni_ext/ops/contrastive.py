@@ -66,6 +66,10 @@ def _check_edge_drop_inputs(rowptr: Tensor, col: Tensor, keep_prob: float, num_v
             raise RuntimeError(f"{op}: {name} must be an int32 or int64 tensor, got {t.dtype}")
         if t.dim() != 1:
             raise RuntimeError(f"{op}: {name} must be 1-D, got shape {list(t.shape)}")
+    if rowptr.dtype != col.dtype:
+        raise RuntimeError(f"{op}: rowptr and col must share one index dtype, got {rowptr.dtype} and {col.dtype}")
+    if rowptr.device != col.device:
+        raise RuntimeError(f"{op}: rowptr is on {rowptr.device} but col is on {col.device}; move them to one device")
     if not (0.0 <= keep_prob <= 1.0):
         raise RuntimeError(f"{op}: keep_prob must lie in [0, 1], got {keep_prob}")
     if num_views < 1:
