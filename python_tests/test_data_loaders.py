@@ -126,3 +126,71 @@ def test_lastfm_hetrec_raw():
 def test_unknown_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown data set"):
         load_dataset("no-such-set")
+
+
+def _copy_root(tmp_path, edits):
+    """A data root of symlinks to the shared files, with ``edits`` {relative path: bytes} written as real files."""
+    root = tmp_path / "root"
+    for sub in ("ml-100k", "ml-100k-llm-profiles"):
+        (root / sub).mkdir(parents=True)
+        for f in (ROOT / sub).iterdir():
+            rel = f"{sub}/{f.name}"
+            if rel in edits:
+                (root / rel).write_bytes(edits[rel])
+            else:
+                (root / rel).symlink_to(f)
+    return root
+
+
+@needs_ml100k
+@pytest.mark.parametrize("edit,line,msg", [
+    (lambda b: b.replace(b"1\t3\t4\t878542960", b"1\t3\tfour\t878542960", 1), 3, "not an integer"),
+    (lambda b: b.replace(b"1\t3\t4\t878542960", b"1\t3\t4", 1), 3, "expected 4 fields"),
+    (lambda b: b.replace(b"1\t3\t4\t878542960", b"1\t1999\t4\t878542960", 1), 3, "item_id 1999 outside"),
+    (lambda b: b.replace(b"1\t3\t4\t878542960", b"1\t3\t9\t878542960", 1), 3, "rating 9 outside"),
+])
+def test_ml100k_malformed_ratings_name_file_and_line(tmp_path, edit, line, msg):
+    from llmhni_ext.data import DataError
+    root = _copy_root(tmp_path, {"ml-100k/u1.base": edit((ROOT / "ml-100k" / "u1.base").read_bytes())})
+    with pytest.raises(DataError, match=msg) as e:
+        load_dataset("ml-100k", str(root), download=False)
+    assert e.value.line == line and e.value.path.endswith("u1.base")
+
+
+@needs_ml100k
+def test_ml100k_duplicates_are_counted_and_bad_profile_csv_is_named(tmp_path):
+    from llmhni_ext.data import DataError
+    base = (ROOT / "ml-100k" / "u1.base").read_bytes()
+    root = _copy_root(tmp_path, {"ml-100k/u1.base": base + b"1\t1\t2\t999999999\n"})
+    ds = load_dataset("ml-100k", str(root), download=False, valid_ratio=0.0)
+    assert ds.meta["cleanup"]["duplicates_dropped_train"] == 1 and len(ds.train) == 80000
+    m = (ds.train.users == 0) & (ds.train.items == 0)
+    assert ds.train.ratings[m].item() == 2                    # the latest row wins
+    prof = (ROOT / "ml-100k-llm-profiles" / "users_structured_100k.csv").read_bytes()
+    root2 = _copy_root(tmp_path / "b", {"ml-100k-llm-profiles/users_structured_100k.csv":
+                                        prof.replace(b"\n2,", b"\nx2,", 1)})
+    with pytest.raises(DataError, match="user_id is not an integer") as e:
+        load_dataset("ml-100k", str(root2), download=False)
+    assert e.value.line > 2 and "users_structured_100k.csv" in str(e.value)
+    root3 = _copy_root(tmp_path / "c", {"ml-100k-llm-profiles/users_structured_100k.csv":
+                                        prof[:200] + b"\xff\xfe" + prof[200:]})
+    with pytest.raises(DataError, match="not valid utf-8") as e:
+        load_dataset("ml-100k", str(root3), download=False)
+    assert e.value.line == 3
+
+
+@needs_ml100k
+def test_split_seed_separates_split_from_noise():
+    a = load_dataset("ml-100k", download=False, noise=0.1, seed=1, split_seed=0)
+    b = load_dataset("ml-100k", download=False, noise=0.1, seed=2, split_seed=0)
+    assert torch.equal(a.valid.items, b.valid.items)
+    assert not torch.equal(a.train.items[-100:], b.train.items[-100:])
+
+
+@needs_ml100k
+def test_readable_titles_and_module_cli(capsys):
+    from llmhni_ext.data.__main__ import main
+    ds = load_dataset("ml-100k", download=False, user_profile="none", item_profile="none")
+    assert "The Full Monty (1997)" in ds.item_fields["title"]
+    assert main(["summary", "--dataset", "ml-100k", "--noise", "natural"]) == 0
+    assert "noise=natural" in capsys.readouterr().out

@@ -15,12 +15,18 @@ RLMRec folder, RecBole ``.inter``, CSV/TSV table).
 """
 from .dataset import DataError, Dataset, Interactions
 from .download import DownloadError
-from .loaders import load_dataset, DATASETS
+from .lastfm import load_lastfm_hetrec
 from .lightgcn_format import load_lightgcn_dir
+from .loaders import DATASETS, add_data_arguments, load_dataset, load_from_args
 from .movielens import load_ml100k
 from .noise import apply_noise, inject_noise, natural_noise
+from .recbole import load_recbole_inter
+from .rlmrec import load_rlmrec_dir
 from .root import resolve_data_root
+from .synthetic import KIND_NAMES, WorldTruth, make_world
+from .tabular import load_table
 
 __all__ = ["Dataset", "Interactions", "DataError", "DownloadError", "load_dataset", "DATASETS",
-           "load_lightgcn_dir", "load_ml100k", "inject_noise", "natural_noise", "apply_noise",
-           "resolve_data_root"]
+           "add_data_arguments", "load_from_args", "load_ml100k", "load_lightgcn_dir", "load_lastfm_hetrec",
+           "load_recbole_inter", "load_rlmrec_dir", "load_table", "inject_noise", "natural_noise",
+           "apply_noise", "resolve_data_root", "make_world", "WorldTruth", "KIND_NAMES"]

@@ -11,15 +11,26 @@ DATASETS = ("ml-100k", "ml-1m", "lastfm", "lastfm-hetrec", "synthetic")
 
 
 def load_dataset(name: str, data_root: Optional[str] = None, *, split=None, noise="none", seed: int = 0,
-                 **options) -> Dataset:
+                 split_seed: Optional[int] = None, **options) -> Dataset:
     """Load a data set by name (see ``DATASETS``) or a folder/file path by its format.
 
     ``noise``: ``"none"``, ``"natural"`` (ratings <= 2 labelled noisy in train, valid/test keep
     ratings >= 4) or an injected ratio such as ``0.2``. ``seed`` fixes every random choice
     (validation carving, random splits, injected pairs, the synthetic world). ``split``:
     for ml-100k ``"u1"`` (default) .. ``"u5"``, ``"ua"``, ``"ub"``; for data sets split at
-    random, a (train, valid, test) ratio triple. Other ``options`` go to the loader.
+    random, a (train, valid, test) ratio triple. ``split_seed`` (default: ``seed``) fixes the
+    split alone, so runs with different noise seeds can share one split. Other ``options``
+    go to the loader.
     """
+    from .noise import apply_noise
+    ds = _load_clean(name, data_root, split=split, seed=seed if split_seed is None else split_seed, **options)
+    ds = apply_noise(ds, noise, seed)
+    ds.meta.setdefault("noise_seed", seed)
+    return ds
+
+
+def _load_clean(name: str, data_root, *, split, seed: int, **options) -> Dataset:
+    noise = "none"
     key = str(name).strip().lower()
     if key == "ml-100k":
         from .movielens import load_ml100k
@@ -42,10 +53,9 @@ def load_dataset(name: str, data_root: Optional[str] = None, *, split=None, nois
             options["ratios"] = split
         return load_lastfm_hetrec(data_root, noise=noise, seed=seed, **options)
     if key == "synthetic":
-        from .noise import apply_noise
         from .synthetic import make_world
         ds, _truth = make_world(seed=seed, **options)
-        return apply_noise(ds, noise, seed)
+        return ds
     path = Path(name)
     if path.exists():
         return _load_path(path, split=split, noise=noise, seed=seed, **options)
@@ -77,3 +87,24 @@ def _load_path(path: Path, *, split, noise, seed, **options) -> Dataset:
     if split is not None:
         options["ratios"] = split
     return load_table(path, noise=noise, seed=seed, **options)
+
+
+def add_data_arguments(parser) -> None:
+    """Add ``--dataset``, ``--data-root``, ``--noise``, ``--seed`` and ``--split-seed`` to an argparse parser."""
+    parser.add_argument("--dataset", default="ml-100k",
+                        help=f"data set name ({', '.join(DATASETS)}) or a path to a LightGCN/RLMRec folder, "
+                             f"a RecBole .inter file or a CSV/TSV table")
+    parser.add_argument("--data-root", default=None,
+                        help="folder holding the data sets (default: $LLMHNI_DATA_ROOT, else ../shared/data "
+                             "if present, else ~/.cache/llmhni/data, where downloads go)")
+    parser.add_argument("--noise", default="none",
+                        help="'none', 'natural' (ratings <= 2 labelled noisy; test keeps ratings >= 4) or an "
+                             "injected ratio such as 0.2")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the injected noise")
+    parser.add_argument("--split-seed", type=int, default=None, help="seed of the split alone (default: --seed)")
+
+
+def load_from_args(args, **options) -> Dataset:
+    """``load_dataset`` with the options :func:`add_data_arguments` added."""
+    return load_dataset(args.dataset, args.data_root, noise=args.noise, seed=args.seed,
+                        split_seed=args.split_seed, **options)

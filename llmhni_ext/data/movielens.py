@@ -23,7 +23,7 @@ from .dataset import DataError, Dataset, Interactions
 from .parsing import int_table, read_csv_records, read_text, split_lines
 from .root import resolve_data_root
 from .splitting import dedupe, drop_seen, per_user_holdout
-from .text import demographics_text, item_text, liked_text, markdown_to_text, normalize_space, top_liked
+from .text import readable_title, demographics_text, item_text, liked_text, markdown_to_text, normalize_space, top_liked
 
 N_USERS, N_ITEMS = 943, 1682
 GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -90,7 +90,7 @@ def _read_items(path: Path) -> Tuple[List[str], List[List[str]], List[str]]:
         if not 1 <= iid <= N_ITEMS:
             raise DataError(path, f"item id {iid} outside [1, {N_ITEMS}]", n)
         i = iid - 1
-        titles[i], dates[i] = f[1].strip(), f[2].strip()
+        titles[i], dates[i] = readable_title(f[1].strip()), f[2].strip()
         genres[i] = [g for g, x in zip(GENRES, flags) if x and g != "unknown"]
         seen[i] = True
     if not seen.all():

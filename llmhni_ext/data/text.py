@@ -17,6 +17,18 @@ _BOLD = re.compile(r"\*\*(.*?)\*\*|__(.*?)__")
 _WS = re.compile(r"\s+")
 
 
+_ARTICLE = re.compile(r"^(.*?), (The|A|An|La|Le|Les|L'|Il|El|Das|Die|Der)(\s*\(.*\))?\s*$")
+
+
+def readable_title(title: str) -> str:
+    """``"Full Monty, The (1997)"`` -> ``"The Full Monty (1997)"`` (MovieLens files move articles to the end)."""
+    m = _ARTICLE.match(title or "")
+    if not m:
+        return title
+    sep = "" if m.group(2).endswith("'") else " "
+    return f"{m.group(2)}{sep}{m.group(1)}{m.group(3) or ''}"
+
+
 def normalize_space(s: str) -> str:
     return _WS.sub(" ", s or "").strip()
 
