@@ -244,3 +244,30 @@ def test_interactions_and_dataset_checks():
     it = Interactions(torch.tensor([0, 3]), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="user id out of range"):
         Dataset("x", 2, 2, it, Interactions.empty(), Interactions.empty(), user_raw_ids=[0, 1], item_raw_ids=[0, 1])
+
+
+@pytest.mark.parametrize("sep,eol,final", [(" ", "\n", True), ("\t", "\r\n", False), ("  ", "\n", False)])
+def test_lightgcn_whitespace_variants_parse_alike(tmp_path, sep, eol, final):
+    rng = np.random.default_rng(1)
+    rows = [[u] + sorted(rng.choice(60, 1 + u % 7, replace=False).tolist()) for u in range(25)]
+    text = eol.join(sep.join(map(str, r)) for r in rows) + (eol if final else "")
+    d = write_lightgcn(tmp_path / "g", text, "0 59\n")
+    ds = load_lightgcn_dir(d)
+    exp = sorted((r[0], i) for r in rows for i in r[1:])
+    assert pairs(ds.train) == exp
+
+
+def test_fast_int_parser_matches_python_on_random_text():
+    from llmhni_ext.data.parsing import fast_int_lines
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        lines = [" ".join(str(x) for x in rng.integers(0, 10 ** rng.integers(1, 12), rng.integers(0, 6)))
+                 for _ in range(rng.integers(0, 30))]
+        text = "\n".join(lines) + ("\n" if rng.random() < 0.5 else "")
+        vals, counts = fast_int_lines(text.encode())
+        assert vals.tolist() == [int(t) for ln in lines for t in ln.split()]
+        exp_counts = [len(ln.split()) for ln in text.split("\n")]
+        if text.endswith("\n"):
+            exp_counts = exp_counts[:-1]
+        assert counts.tolist() == exp_counts
+    assert fast_int_lines(b"1 -2\n") is None and fast_int_lines(b"1 2.5\n") is None

@@ -79,8 +79,9 @@ def assemble(name: str, users_raw: np.ndarray, items_raw: np.ndarray, *, ratings
         splits.append(Interactions(u[keep], i[keep], None if ratings is None else ratings[keep],
                                    None if timestamps is None else timestamps[keep]))
     train, valid, test = splits
-    valid, k1 = drop_seen(train, valid, n_items)
-    test, k2 = drop_seen(train, test, n_items)
+    trk = np.sort(train.keys(n_items))
+    valid, k1 = drop_seen(train, valid, n_items, trk)
+    test, k2 = drop_seen(train, test, n_items, trk)
     test, k3 = drop_seen(valid, test, n_items)
     cleanup["valid_rows_in_train_dropped"] = k1
     cleanup["test_rows_in_train_or_valid_dropped"] = k2 + k3

@@ -18,7 +18,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from .dataset import DataError, Dataset, Interactions
-from .parsing import read_text, split_lines
+from .parsing import fast_int_lines, read_text, split_lines
 from .splitting import sorted_unique, dedupe, drop_seen, per_user_holdout
 
 
@@ -26,21 +26,26 @@ def read_lightgcn_file(path, cleanup: Dict[str, int], tag: str) -> Tuple[np.ndar
     """(users, items) int64 arrays of one file, in file order, and the largest user id seen
     (a line with a user and no items still names the user)."""
     path = Path(path)
-    lines = split_lines(read_text(path, "utf-8"))
-    toks = []
-    lens = np.zeros(len(lines), dtype=np.int64)
-    for k, ln in enumerate(lines):
-        f = ln.split()
-        lens[k] = len(f)
-        toks.extend(f)
     try:
-        flat = np.array(toks, dtype=np.int64)
-    except ValueError:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    fast = fast_int_lines(data)
+    if fast is not None:
+        flat, lens = fast
+    else:  # slow path: finds and names the bad line
+        lines = split_lines(read_text(path, "utf-8"))
         for k, ln in enumerate(lines):
             for tok in ln.split():
                 if not tok.lstrip("-").isdigit():
-                    raise DataError(path, f"ids must be integers, found {tok!r}", k + 1) from None
-        raise
+                    raise DataError(path, f"ids must be integers, found {tok!r}", k + 1)
+        toks = []
+        lens = np.zeros(len(lines), dtype=np.int64)
+        for k, ln in enumerate(lines):
+            f = ln.split()
+            lens[k] = len(f)
+            toks.extend(f)
+        flat = np.array(toks, dtype=np.int64)
     nonblank = lens > 0
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
     line_users = flat[starts[nonblank]]
@@ -84,8 +89,9 @@ def load_lightgcn_dir(path, *, name: Optional[str] = None, valid_ratio: float = 
     n_users = max(int(allu.max()) if len(allu) else -1, m1, m2, m3) + 1
     n_items = int(alli.max()) + 1 if len(alli) else 0
     train = Interactions(tr_u, tr_i)
-    valid, k1 = drop_seen(train, Interactions(va_u, va_i), n_items)
-    test, k2 = drop_seen(train, Interactions(te_u, te_i), n_items)
+    trk = np.sort(train.keys(n_items))
+    valid, k1 = drop_seen(train, Interactions(va_u, va_i), n_items, trk)
+    test, k2 = drop_seen(train, Interactions(te_u, te_i), n_items, trk)
     test, k3 = drop_seen(valid, test, n_items)
     cleanup["valid_rows_in_train_dropped"] = k1
     cleanup["test_rows_in_train_or_valid_dropped"] = k2 + k3

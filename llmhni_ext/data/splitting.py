@@ -52,6 +52,9 @@ def dedupe(users: np.ndarray, items: np.ndarray, n_items: int, timestamps: Optio
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     key = users.astype(np.int64) * np.int64(n_items) + items.astype(np.int64)
+    sk = np.sort(key)
+    if not (sk[1:] == sk[:-1]).any():  # the common case: nothing to drop
+        return np.arange(n)
     pos = np.arange(n)
     if keep == "last":
         # sort by key then timestamp then position; take the last of each key group
@@ -123,11 +126,14 @@ def random_split(users: np.ndarray, ratios: Sequence[float], seed: int) -> np.nd
     return code
 
 
-def drop_seen(train: Interactions, other: Interactions, n_items: int) -> Tuple[Interactions, int]:
-    """``other`` without rows whose (user, item) is in ``train``; returns (rows, count dropped)."""
+def drop_seen(train: Interactions, other: Interactions, n_items: int,
+              train_sorted_keys: Optional[np.ndarray] = None) -> Tuple[Interactions, int]:
+    """``other`` without rows whose (user, item) is in ``train``; returns (rows, count dropped).
+    ``train_sorted_keys`` (``np.sort(train.keys(n_items))``) saves the sort when given."""
     if len(other) == 0 or len(train) == 0:
         return other, 0
-    seen = in_sorted(other.keys(n_items), np.sort(train.keys(n_items)))
+    ref = np.sort(train.keys(n_items)) if train_sorted_keys is None else train_sorted_keys
+    seen = in_sorted(other.keys(n_items), ref)
     k = int(seen.sum())
     return (other.select(~seen) if k else other), k
 
