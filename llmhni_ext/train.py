@@ -55,17 +55,12 @@ def derive_seed(*parts: int) -> int:
 # ----------------------------------------------------------------------------- data
 
 def load_run_dataset(cfg: RunConfig):
-    """The data set of a run: loaded (or generated), sliced, with injected noise."""
-    from . import data as D
-    name = cfg.data.dataset
-    if name == "synthetic":
-        ds, _truth = D.make_world(seed=cfg.data.noise_seed)
-    else:
-        ds = D.load_dataset(name, cfg.data.data_root)
+    """The data set of a run: loaded (or generated), with injected noise, optionally sliced."""
+    from .data import load_dataset
+    noise = cfg.data.noise if cfg.data.noise > 0 else "none"
+    ds = load_dataset(cfg.data.dataset, cfg.data.data_root, noise=noise, seed=cfg.data.noise_seed)
     if cfg.data.max_users > 0:
         ds = slice_users(ds, cfg.data.max_users)
-    if cfg.data.noise > 0:
-        ds = D.inject_noise(ds, cfg.data.noise, seed=cfg.data.noise_seed)
     return ds
 
 
@@ -262,6 +257,7 @@ class Trainer:
         self.stopped_early = False
         self._interrupt = False
         self._views: Dict[str, Any] = {"epoch": -1}
+        self._perm: Tuple[int, Optional[Tensor]] = (-1, None)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -290,9 +286,10 @@ class Trainer:
 
     def _batch(self, epoch: int, step: int) -> Tuple[Tensor, Tensor]:
         n, bs = self.pos_users.numel(), self.cfg.train.batch_size
-        g = torch.Generator().manual_seed(derive_seed(self.cfg.train.seed, 2, epoch))
-        perm = torch.randperm(n, generator=g).to(self.device)
-        idx = perm[step * bs: (step + 1) * bs]
+        if self._perm[0] != epoch:
+            g = torch.Generator().manual_seed(derive_seed(self.cfg.train.seed, 2, epoch))
+            self._perm = (epoch, torch.randperm(n, generator=g).to(self.device))
+        idx = self._perm[1][step * bs: (step + 1) * bs]
         return self.pos_users[idx], self.pos_items[idx]
 
     def _sample(self, users: Tensor, pos: Tensor, mode: str, epoch: int, step: int, z: Tensor) -> Tensor:
@@ -345,8 +342,11 @@ class Trainer:
         else:
             mode = "uniform"
         neg = self._sample(users, pos, mode, epoch, step, z)
-        n_u = self.n_users
-        zu, zp, zn = z[users], z[n_u + pos], z[n_u + neg]
+        n_u, b = self.n_users, users.numel()
+        # one gather (and one scatter in the backward) for the batch's users, positives, negatives
+        rows = torch.cat([users, n_u + pos, n_u + neg.flatten()])
+        zb = z[rows]
+        zu, zp, zn = zb[:b], zb[b:2 * b], zb[2 * b:].view(*neg.shape, -1)
         s_pos = (zu * zp).sum(-1)
         s_neg = (zu.unsqueeze(1) * zn).sum(-1) if zn.dim() == 3 else (zu * zn).sum(-1)
         parts: Dict[str, Tensor] = {}
@@ -357,9 +357,7 @@ class Trainer:
             parts["rec"] = losses.rce_loss(s_pos, s_neg, me.rce_beta)
         else:
             parts["rec"] = losses.bpr_loss(s_pos, s_neg)
-        e0 = self.model.ego()
-        parts["reg"] = cfg.train.l2 * losses.l2_reg(e0[users], e0[n_u + pos], e0[n_u + neg.flatten()],
-                                                    batch_size=users.numel())
+        parts["reg"] = cfg.train.l2 * losses.l2_reg(self.model.ego()[rows], batch_size=b)
         bu = torch.unique(users)
         bi = torch.unique(pos) + n_u
         if name == "sgl":

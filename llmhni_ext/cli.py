@@ -1,0 +1,340 @@
+"""The ``llmhni`` command line.
+
+::
+
+    llmhni train    --dataset ml-100k --backbone lightgcn --method llmhni --noise 0.2 [--config run.yaml]
+    llmhni compare  --dataset ml-100k --methods bpr,llmhni --noise 0,0.2 --seeds 0,1,2
+    llmhni evaluate --checkpoint runs/.../best.pt
+    llmhni signals  ...            (the signals stage on its own)
+    llmhni info                    (build, backend and device facts)
+
+Settings come from the defaults, then ``--config FILE`` (YAML with the sections data,
+model, train, method, signals), then the flags, then ``--set section.key=value``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional
+
+from . import config as C
+from .methods import METHODS, NEEDS_SIGNALS
+
+EXIT_INTERRUPTED = 130
+
+
+def _default_cache() -> str:
+    return os.environ.get("LLMHNI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "llmhni")
+
+
+# ----------------------------------------------------------------------------- arguments
+
+def _add_run_options(p: argparse.ArgumentParser, multi: bool = False) -> None:
+    g = p.add_argument_group("run settings (override --config)")
+    g.add_argument("--config", metavar="FILE", help="YAML run file (sections data, model, train, method, signals); "
+                   "bundled presets: " + ", ".join(_presets()))
+    g.add_argument("--dataset", help="ml-100k | ml-1m | lastfm | synthetic | a path the data loader accepts")
+    g.add_argument("--data-root", help="folder holding the data sets (default: $LLMHNI_DATA_ROOT or the loader's)")
+    g.add_argument("--backbone", choices=C.BACKBONES, help="recommender backbone")
+    if not multi:
+        g.add_argument("--method", choices=list(METHODS), help="training method (see `llmhni train --help`)")
+        g.add_argument("--noise", type=float, help="injected noise ratio r (adds r*|train| random non-interactions)")
+        g.add_argument("--seed", type=int, help="random seed of the model, batches, sampler and views")
+    g.add_argument("--epochs", type=int, help="maximum epochs (early stopping on validation Recall@20)")
+    g.add_argument("--patience", type=int, help="evaluations without improvement before stopping")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--dim", type=int, help="embedding size")
+    g.add_argument("--layers", type=int, help="propagation layers")
+    g.add_argument("--max-users", type=int, help="keep only the first N users (quick runs)")
+    g.add_argument("--device", help="cpu | cuda | cuda:N")
+    g.add_argument("--threads", type=int, help="torch threads (0: torch's default)")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="any setting by its dotted name, e.g. --set method.lambda_de=0.2 (repeatable)")
+    g.add_argument("--cache-dir", default=None, help="cache for signals and pre-trained backbones "
+                   "(default: $LLMHNI_CACHE_DIR or ~/.cache/llmhni)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
+
+
+_FLAG_KEYS = {"dataset": "data.dataset", "data_root": "data.data_root", "noise": "data.noise",
+              "max_users": "data.max_users", "backbone": "model.backbone", "dim": "model.dim",
+              "layers": "model.layers", "method": "method.name", "seed": "train.seed", "epochs": "train.epochs",
+              "patience": "train.patience", "batch_size": "train.batch_size", "lr": "train.lr",
+              "device": "train.device", "threads": "train.threads"}
+
+
+def _presets() -> List[str]:
+    d = os.path.join(os.path.dirname(__file__), "configs")
+    return sorted(f[:-5] for f in os.listdir(d) if f.endswith(".yaml")) if os.path.isdir(d) else []
+
+
+def _resolve_config_path(path: str) -> str:
+    if os.path.isfile(path):
+        return path
+    bundled = os.path.join(os.path.dirname(__file__), "configs", path if path.endswith(".yaml") else path + ".yaml")
+    return bundled if os.path.isfile(bundled) else path
+
+
+def resolve_config(args: argparse.Namespace) -> C.RunConfig:
+    """Defaults < --config < flags < --set."""
+    cfg = C.load_yaml(_resolve_config_path(args.config)) if getattr(args, "config", None) else C.RunConfig()
+    over: Dict[str, Any] = {}
+    for flag, key in _FLAG_KEYS.items():
+        v = getattr(args, flag, None)
+        if v is not None:
+            over[key] = v
+    if getattr(args, "no_progress", False):
+        over["train.progress"] = False
+    over.update(C.parse_set(getattr(args, "set", [])))
+    return C.apply_overrides(cfg, over)
+
+
+def _default_out(cfg: C.RunConfig) -> str:
+    ds = os.path.basename(cfg.data.dataset.rstrip("/"))
+    return os.path.join("runs", f"{ds}-{cfg.model.backbone}-{cfg.method.name}-noise{cfg.data.noise:g}-seed{cfg.train.seed}")
+
+
+# ----------------------------------------------------------------------------- commands
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import Interrupted, run_training
+    cfg = resolve_config(args)
+    out = args.out or cfg.out or _default_out(cfg)
+    cfg.out = out
+    print(f"llmhni train: {cfg.method.name} on {cfg.model.backbone}, {cfg.data.dataset}, noise {cfg.data.noise:g}, "
+          f"seed {cfg.train.seed} -> {out}", flush=True)
+    try:
+        res = run_training(cfg, out_dir=out, resume=args.resume, cache_dir=args.cache_dir or _default_cache(),
+                           handle_sigint=True)
+    except Interrupted as e:
+        print(f"\n{e}. Continue with the same command and --resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _print_result(res)
+    print(f"results: {os.path.join(out, 'results.json')}")
+    return 0
+
+
+def _print_result(res: Dict[str, Any]) -> None:
+    v, t = res.get("valid") or {}, res.get("test") or {}
+    print(f"best epoch {res['best_epoch']} (of {res['epochs_run']})  "
+          f"valid R@20 {v.get('recall@20', float('nan')):.4f}  "
+          f"test R@10 {t.get('recall@10', float('nan')):.4f}  R@20 {t.get('recall@20', float('nan')):.4f}  "
+          f"N@10 {t.get('ndcg@10', float('nan')):.4f}  N@20 {t.get('ndcg@20', float('nan')):.4f}")
+    q = res.get("denoising") or {}
+    if "removed_vs_noise" in q:
+        r = q["removed_vs_noise"]
+        print(f"G': removed {q['removed']} edges (precision {r['precision']:.3f}, recall {r['recall']:.3f} "
+              f"against the noise labels), added {q['added']}")
+
+
+def _csv(s: str, conv=str) -> List[Any]:
+    return [conv(x.strip()) for x in s.split(",") if x.strip()]
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import markdown_table, plot_curves, plot_noise, summarize
+    from .train import Interrupted, load_run_dataset, run_training, signals_for
+    base = resolve_config(args)
+    methods = _csv(args.methods)
+    for m in methods:
+        if m not in METHODS:
+            raise C.ConfigError(f"--methods: unknown method {m!r} (known: {', '.join(METHODS)})")
+    noises, seeds = _csv(args.noise, float), _csv(args.seeds, int)
+    out = args.out or os.path.join("runs", f"compare-{os.path.basename(base.data.dataset)}-{base.model.backbone}")
+    os.makedirs(out, exist_ok=True)
+    cache = args.cache_dir or _default_cache()
+    results, curves = [], {}
+    for noise in noises:
+        dcfg = C.apply_overrides(base, {"data.noise": noise})
+        ds = load_run_dataset(dcfg)
+        signals = None
+        for seed in seeds:
+            for m in methods:
+                cfg = C.apply_overrides(dcfg, {"method.name": m, "train.seed": seed})
+                run_dir = os.path.join(out, f"{m}-noise{noise:g}-seed{seed}")
+                cfg.out = run_dir
+                done = os.path.join(run_dir, "results.json")
+                if os.path.isfile(done) and not args.force:
+                    with open(done, encoding="utf-8") as f:
+                        res = json.load(f)
+                    print(f"[compare] {m} noise {noise:g} seed {seed}: already done ({done})", flush=True)
+                else:
+                    if m in NEEDS_SIGNALS and signals is None:
+                        print(f"[compare] signals for {ds.name}, noise {noise:g}", flush=True)
+                        signals = signals_for(cfg, ds, cache, progress=cfg.train.progress)
+                    print(f"[compare] {m} noise {noise:g} seed {seed}", flush=True)
+                    try:
+                        res = run_training(cfg, out_dir=run_dir, resume=True, cache_dir=cache, dataset=ds,
+                                           signals=signals if m in NEEDS_SIGNALS else None, handle_sigint=True)
+                    except Interrupted as e:
+                        print(f"\n{e}. Run the same compare command again to continue.", file=sys.stderr)
+                        return EXIT_INTERRUPTED
+                results.append(res)
+                if seed == seeds[0]:
+                    curves[f"{m} noise {noise:g}"] = run_dir
+    rows = summarize(results)
+    table = markdown_table(rows)
+    with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
+        f.write(table)
+    with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1, default=str)
+    plots = [p for p in (plot_noise(rows, os.path.join(out, "recall20_vs_noise.png")),
+                         plot_curves(curves, os.path.join(out, "curves.png"))) if p]
+    print()
+    print(table)
+    print(f"written: {os.path.join(out, 'table.md')}" + (f", {', '.join(plots)}" if plots else
+                                                          " (no plots: matplotlib is not installed)"))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .train import Trainer, load_run_dataset, signals_for
+    st = load_checkpoint(args.checkpoint)
+    if "config" not in st or "model" not in st:
+        raise ValueError(f"{args.checkpoint} is not an llmhni checkpoint (no config/model inside)")
+    cfg = C.from_dict(st["config"])
+    if args.data_root:
+        cfg.data.data_root = args.data_root
+    if args.device:
+        cfg.train.device = args.device
+    cfg.train.progress = False
+    ds = load_run_dataset(cfg)
+    cache = args.cache_dir or _default_cache()
+    signals = signals_for(cfg, ds, cache, progress=False) if cfg.method.name in NEEDS_SIGNALS else None
+    tr = Trainer(cfg, ds, signals=signals)
+    tr.model.load_state_dict(st["model"])
+    out = {s: tr.evaluate(s) for s in args.split}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    import torch
+
+    from . import __version__, backend_info
+    info = backend_info()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"llmhni {__version__}  torch {torch.__version__}  python {platform.python_version()}")
+    print(f"CUDA available: {torch.cuda.is_available()}"
+          + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
+    for k, v in info.items():
+        if isinstance(v, dict):
+            print(f"{k}:")
+            for k2, v2 in v.items():
+                print(f"  {k2}: {v2}")
+        elif isinstance(v, list):
+            print(f"{k}: {', '.join(map(str, v)) if v else '(none)'}")
+        else:
+            print(f"{k}: {v}")
+    return 0
+
+
+def _signals_parser(sub) -> Optional[argparse.ArgumentParser]:
+    try:
+        from .signals import cli as scli
+    except ImportError:
+        scli = None
+    p = sub.add_parser("signals", help="prepare the language-model signals (semantic embeddings, judged edges)",
+                       description="Prepare LLMHNI's signals: text embeddings, the projector, the suspicious pairs "
+                                   "proposed by a short LightGCN pre-training, and the judges' verdicts. Cached.")
+    if scli is not None:
+        scli.add_arguments(p)
+    p.set_defaults(func=cmd_signals, _scli=scli)
+    return p
+
+
+def cmd_signals(args: argparse.Namespace) -> int:
+    scli = args._scli
+    if scli is None:
+        print("llmhni signals: the signals stage (llmhni_ext.signals) is not available in this installation",
+              file=sys.stderr)
+        return 2
+    from .train import pretrain_backbone
+    cache = getattr(args, "cache_dir", None) or _default_cache()
+    rc = scli.main(args, lambda ds: pretrain_backbone(ds, cache_dir=cache))
+    return int(rc or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="llmhni", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="LLMHNI: tell hard samples from noisy ones in recommender training with language models.",
+        epilog="Settings: defaults < --config FILE < flags < --set key=value.\n"
+               "Methods:\n" + "\n".join(f"  {k:18s} {v[0]}" for k, v in METHODS.items()))
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    t = sub.add_parser("train", help="train one model with one method",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train a backbone with a method; early stopping on validation Recall@20, test "
+                                   "metrics at the best validation epoch. Ctrl-C saves a checkpoint; the same "
+                                   "command with --resume continues exactly where it stopped.\n\nOutputs in --out: "
+                                   "config.yaml (resolved settings), metrics.jsonl (one line per epoch), "
+                                   "results.json (final metrics, config, versions, backend, device), "
+                                   "checkpoint.pt (latest), best.pt (best validation weights).",
+                       epilog="Methods:\n" + "\n".join(f"  {k:18s} {v[0]}" for k, v in METHODS.items()))
+    _add_run_options(t)
+    t.add_argument("--out", help="output folder (default runs/<dataset>-<backbone>-<method>-noise<r>-seed<s>)")
+    t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint.pt")
+    t.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("compare", help="run several methods, noise levels and seeds; Markdown table and plots",
+                       description="Runs every (noise, seed, method); finished runs are reused, an interrupted run "
+                                   "resumes. Writes table.md (mean ± std over seeds), results.json, "
+                                   "recall20_vs_noise.png and curves.png into --out and prints the table.")
+    _add_run_options(c, multi=True)
+    c.add_argument("--methods", default="bpr,llmhni", help="comma-separated methods (default bpr,llmhni)")
+    c.add_argument("--noise", default="0,0.2", help="comma-separated noise ratios (default 0,0.2)")
+    c.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    c.add_argument("--out", help="output folder (default runs/compare-<dataset>-<backbone>)")
+    c.add_argument("--force", action="store_true", help="re-run runs that already have results")
+    c.set_defaults(func=cmd_compare)
+
+    e = sub.add_parser("evaluate", help="full-ranking metrics of a saved checkpoint",
+                       description="Loads best.pt or checkpoint.pt with the data set and settings it was trained "
+                                   "with and prints Recall/NDCG@{10,20}.")
+    e.add_argument("--checkpoint", required=True, help="path to best.pt or checkpoint.pt")
+    e.add_argument("--split", nargs="+", default=["valid", "test"], choices=["valid", "test"])
+    e.add_argument("--data-root")
+    e.add_argument("--device")
+    e.add_argument("--cache-dir")
+    e.set_defaults(func=cmd_evaluate)
+
+    i = sub.add_parser("info", help="build, backend and device facts",
+                       description="Which backend (compiled, JIT or reference) serves each op on each device, "
+                                   "and the versions it was built with.")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(func=cmd_info)
+
+    _signals_parser(sub)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except C.ConfigError as e:
+        print(f"llmhni {args.command}: configuration error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"llmhni {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Comparison tables (Markdown, mean ± std over seeds) and plots (PNG, matplotlib)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import defaultdict
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+METRICS = ("recall@20", "ndcg@20", "recall@10", "ndcg@10")
+
+
+def _mean_std(xs: Sequence[float]) -> Tuple[float, float]:
+    n = len(xs)
+    if n == 0:
+        return math.nan, math.nan
+    m = sum(xs) / n
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
+    return m, sd
+
+
+def summarize(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """One row per (dataset, backbone, noise, method): mean and std of the test metrics,
+    of the best epoch and of the epoch time over the seeds present."""
+    groups: Dict[Tuple, List[Dict[str, Any]]] = defaultdict(list)
+    order: List[Tuple] = []
+    for r in results:
+        key = (r["dataset"], r["backbone"], r["noise"], r["method"])
+        if key not in groups:
+            order.append(key)
+        groups[key].append(r)
+    rows = []
+    for key in order:
+        rs = groups[key]
+        row: Dict[str, Any] = dict(zip(("dataset", "backbone", "noise", "method"), key))
+        row["seeds"] = sorted(r["seed"] for r in rs)
+        for m in METRICS:
+            row[m] = _mean_std([r["test"][m] for r in rs if r.get("test")])
+        row["best_epoch"] = _mean_std([r["best_epoch"] for r in rs])
+        row["epoch_s"] = _mean_std([r["mean_epoch_seconds"] for r in rs if r.get("mean_epoch_seconds") is not None])
+        rows.append(row)
+    return rows
+
+
+def _fmt(ms: Tuple[float, float], digits: int = 4) -> str:
+    m, s = ms
+    if math.isnan(m):
+        return "n/a"
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def markdown_table(rows: List[Dict[str, Any]]) -> str:
+    """A Markdown table of :func:`summarize` rows; the best mean per (dataset, noise) in bold."""
+    best: Dict[Tuple, Dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        k = (r["dataset"], r["backbone"], r["noise"])
+        for m in METRICS:
+            if not math.isnan(r[m][0]):
+                best[k][m] = max(best[k].get(m, -1.0), r[m][0])
+    head = "| data | backbone | noise | method | seeds | " + " | ".join(f"test {m}" for m in METRICS) + \
+        " | best epoch | s/epoch |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        k = (r["dataset"], r["backbone"], r["noise"])
+        cells = []
+        for m in METRICS:
+            c = _fmt(r[m])
+            if not math.isnan(r[m][0]) and r[m][0] == best[k].get(m):
+                c = f"**{c}**"
+            cells.append(c)
+        lines.append(f"| {r['dataset']} | {r['backbone']} | {r['noise']:g} | {r['method']} | {len(r['seeds'])} | "
+                     + " | ".join(cells) + f" | {_fmt(r['best_epoch'], 1)} | {_fmt(r['epoch_s'], 2)} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_noise(rows: List[Dict[str, Any]], path: str, metric: str = "recall@20") -> Optional[str]:
+    """Test ``metric`` against the noise ratio, one line per method (error bars: std)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    by_method: Dict[str, List[Tuple[float, float, float]]] = defaultdict(list)
+    for r in rows:
+        by_method[f"{r['method']} ({r['backbone']})"].append((r["noise"], *r[metric]))
+    for name, pts in by_method.items():
+        pts.sort()
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o",
+                    capsize=3, label=name)
+    ax.set_xlabel("injected noise ratio")
+    ax.set_ylabel(f"test {metric}")
+    ax.set_title(f"test {metric} vs noise ({rows[0]['dataset'] if rows else ''})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(run_dirs: Dict[str, str], path: str, key: str = "valid_recall@20") -> Optional[str]:
+    """Training curves: per run, ``key`` (validation Recall@20) and the training loss per epoch."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    for label, d in run_dirs.items():
+        p = os.path.join(d, "metrics.jsonl")
+        if not os.path.isfile(p):
+            continue
+        with open(p, encoding="utf-8") as f:
+            hist = [json.loads(line) for line in f if line.strip()]
+        ev = [h for h in hist if key in h]
+        a1.plot([h["epoch"] for h in ev], [h[key] for h in ev], label=label)
+        a2.plot([h["epoch"] for h in hist], [h["loss"] for h in hist], label=label)
+    a1.set_xlabel("epoch")
+    a1.set_ylabel(key)
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("training loss")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+    a1.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

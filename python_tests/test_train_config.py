@@ -1,0 +1,77 @@
+"""Run configuration: YAML loading, overrides and clear errors for bad settings."""
+import pytest
+
+from llmhni_ext import config as C
+
+
+def write(tmp_path, text):
+    p = tmp_path / "run.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_defaults_validate():
+    cfg = C.RunConfig().validate()
+    assert cfg.method.name == "llmhni" and cfg.method.predict_graph == "denoised"
+
+
+def test_yaml_loads_and_coerces(tmp_path):
+    cfg = C.load_yaml(write(tmp_path, "train:\n  lr: 1\n  epochs: 3\nmethod:\n  name: sgl\n"
+                                      "signals:\n  judge: embedding\n"))
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
+    assert cfg.train.epochs == 3 and cfg.method.name == "sgl"
+    assert cfg.signals == {"judge": "embedding"}
+
+
+@pytest.mark.parametrize("text, match", [
+    ("train:\n  lrr: 0.1\n", r"train\.lrr: unknown key"),
+    ("trian:\n  lr: 0.1\n", r"trian: unknown key"),
+    ("train:\n  lr: fast\n", r"train\.lr: must be a number"),
+    ("train:\n  epochs: 2.5\n", r"train\.epochs: must be an integer"),
+    ("train:\n  lr: -1\n", r"train\.lr: must be > 0"),
+    ("method:\n  name: magic\n", r"method\.name: must be one of"),
+    ("method:\n  keep_prob: 0\n", r"method\.keep_prob: must be in \(0, 1\]"),
+    ("method:\n  predict_graph: both\n", r"method\.predict_graph"),
+    ("method:\n  semantic_sampling: 1\n", r"method\.semantic_sampling: must be true or false"),
+    ("model:\n  backbone: gcn\n", r"model\.backbone: must be one of mf, lightgcn, ngcf"),
+    ("method:\n  top_k: 100\n", r"method\.top_k"),
+    ("train: 3\n", r"train: must be a mapping"),
+    ("train: [\n", r"not valid YAML"),
+])
+def test_bad_files_name_the_key(tmp_path, text, match):
+    with pytest.raises(C.ConfigError, match=match):
+        C.load_yaml(write(tmp_path, text))
+
+
+def test_missing_file():
+    with pytest.raises(C.ConfigError, match="does not exist"):
+        C.load_yaml("/nonexistent/run.yaml")
+
+
+def test_overrides_are_typed_and_checked():
+    cfg = C.apply_overrides(C.RunConfig(), {"train.lr": "0.05", "method.name": "dns", "data.noise": 0.2,
+                                            "signals.judge": "embedding"})
+    assert cfg.train.lr == 0.05 and cfg.method.name == "dns" and cfg.data.noise == 0.2
+    assert cfg.signals["judge"] == "embedding"
+    with pytest.raises(C.ConfigError, match="train.nope: unknown key"):
+        C.apply_overrides(C.RunConfig(), {"train.nope": 1})
+    with pytest.raises(C.ConfigError, match="train.batch_size: must be > 0"):
+        C.apply_overrides(C.RunConfig(), {"train.batch_size": "0"})
+    with pytest.raises(C.ConfigError, match="expected key=value"):
+        C.parse_set(["train.lr"])
+
+
+def test_roundtrip(tmp_path):
+    cfg = C.apply_overrides(C.RunConfig(), {"method.lambda_de": 0.3})
+    p = str(tmp_path / "out.yaml")
+    C.dump_yaml(cfg, p)
+    assert C.load_yaml(p) == cfg
+
+
+def test_bundled_presets_load():
+    import os
+    d = os.path.join(os.path.dirname(C.__file__), "configs")
+    names = [f for f in os.listdir(d) if f.endswith(".yaml")]
+    assert "ml100k.yaml" in names
+    for f in names:
+        C.load_yaml(os.path.join(d, f))
