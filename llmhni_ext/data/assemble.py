@@ -79,7 +79,7 @@ def assemble(name: str, users_raw: np.ndarray, items_raw: np.ndarray, *, ratings
         splits.append(Interactions(u[keep], i[keep], None if ratings is None else ratings[keep],
                                    None if timestamps is None else timestamps[keep]))
     train, valid, test = splits
-    trk = np.sort(train.keys(n_items))
+    trk = np.sort(train.keys(n_items), kind="stable")
     valid, k1 = drop_seen(train, valid, n_items, trk)
     test, k2 = drop_seen(train, test, n_items, trk)
     test, k3 = drop_seen(valid, test, n_items)

@@ -89,7 +89,7 @@ def load_lightgcn_dir(path, *, name: Optional[str] = None, valid_ratio: float = 
     n_users = max(int(allu.max()) if len(allu) else -1, m1, m2, m3) + 1
     n_items = int(alli.max()) + 1 if len(alli) else 0
     train = Interactions(tr_u, tr_i)
-    trk = np.sort(train.keys(n_items))
+    trk = np.sort(train.keys(n_items), kind="stable")
     valid, k1 = drop_seen(train, Interactions(va_u, va_i), n_items, trk)
     test, k2 = drop_seen(train, Interactions(te_u, te_i), n_items, trk)
     test, k3 = drop_seen(valid, test, n_items)

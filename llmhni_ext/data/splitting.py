@@ -52,7 +52,7 @@ def dedupe(users: np.ndarray, items: np.ndarray, n_items: int, timestamps: Optio
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     key = users.astype(np.int64) * np.int64(n_items) + items.astype(np.int64)
-    sk = np.sort(key)
+    sk = np.sort(key, kind="stable")  # timsort: loader keys come in runs (by user)
     if not (sk[1:] == sk[:-1]).any():  # the common case: nothing to drop
         return np.arange(n)
     pos = np.arange(n)
@@ -132,7 +132,7 @@ def drop_seen(train: Interactions, other: Interactions, n_items: int,
     ``train_sorted_keys`` (``np.sort(train.keys(n_items))``) saves the sort when given."""
     if len(other) == 0 or len(train) == 0:
         return other, 0
-    ref = np.sort(train.keys(n_items)) if train_sorted_keys is None else train_sorted_keys
+    ref = np.sort(train.keys(n_items), kind="stable") if train_sorted_keys is None else train_sorted_keys
     seen = in_sorted(other.keys(n_items), ref)
     k = int(seen.sum())
     return (other.select(~seen) if k else other), k
