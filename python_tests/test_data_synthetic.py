@@ -117,3 +117,19 @@ def test_load_dataset_synthetic_and_bad_arguments():
         make_world(10, 100, n_topics=50)
     with pytest.raises(ValueError, match="sum < 1"):
         make_world(10, 100, hard_ratio=0.6, noise_ratio=0.5)
+
+
+def test_hard_negatives_are_scored_high_by_collaborative_filtering(world):
+    """Item-based co-occurrence scores rank the world's hard negatives above its easy ones
+    (the decoy clicks make them look relevant), and false negatives higher still."""
+    ds, truth = world
+    m = ds.train_csr().toarray()
+    co = m.T @ m
+    np.fill_diagonal(co, 0)
+    score = m @ co
+    pct = np.argsort(np.argsort(score, axis=1), axis=1) / ds.n_items
+    g = np.random.default_rng(0)
+    u, i = g.integers(0, ds.n_users, 30000), g.integers(0, ds.n_items, 30000)
+    k = truth.kind(u, i).numpy()
+    mean = {c: pct[u[k == c], i[k == c]].mean() for c in (FALSE_NEG, HARD_NEG, EASY_NEG)}
+    assert mean[FALSE_NEG] > mean[HARD_NEG] + 0.05 and mean[HARD_NEG] > mean[EASY_NEG] + 0.1
