@@ -1,0 +1,129 @@
+"""Typed configuration of the signals stage (semantic relevance, objective alignment,
+logical relevance), loadable from YAML.
+
+The fields are flat so that ``SignalsConfig(**run_config["signals"])`` works; groups:
+``encoder*`` (text encoder), ``proj_*`` (the projector, objective alignment),
+``cand_*`` (candidates from the pre-trained backbone), ``judge*`` / ``lm_*`` (logical
+relevance judges).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+ENCODERS = ("minilm", "sentence-transformers", "openai", "precomputed", "hashing")
+JUDGES = ("local-lm", "openai-chat", "embedding", "none")
+
+
+@dataclass
+class SignalsConfig:
+    # --- semantic relevance: text encoder -------------------------------------------
+    #: minilm (bundled all-MiniLM-L6-v2, offline) | sentence-transformers (encoder_path)
+    #: | openai (/v1/embeddings at encoder_url) | precomputed (the data set's arrays or
+    #: encoder_path .npy/.pkl files "users.npy,items.npy") | hashing (a tiny bag-of-words
+    #: encoder without any model; for tests and smoke runs)
+    encoder: str = "minilm"
+    encoder_path: Optional[str] = None
+    encoder_url: Optional[str] = None
+    encoder_model: Optional[str] = None
+    encoder_batch: int = 64
+    encoder_max_chars: int = 2000
+    # --- objective alignment (the projector) ---------------------------------------
+    align: bool = True                 #: False = "without objective alignment": raw text similarity
+    proj_dim: int = 64
+    proj_hidden: int = 256
+    proj_epochs: int = 60
+    proj_batch: int = 1024
+    proj_lr: float = 1e-3
+    proj_tau: float = 0.1
+    #: a training pair is a pseudo-positive when its raw text similarity ranks in the
+    #: top ``proj_pseudo_frac`` of the user's training items (at least one per user)
+    proj_pseudo_frac: float = 0.5
+    # --- logical relevance: candidates from the pre-trained backbone ---------------
+    cand_pos_per_user: int = 2         #: lowest-scored training positives per user
+    cand_neg_per_user: int = 1         #: highest-scored non-interacted items per user
+    cand_max_users: int = 0            #: 0 = every user; else the users with the most suspicious candidates
+    context_items: int = 3             #: highest-scored interacted items shown in the item-centric view
+    # --- judges ---------------------------------------------------------------------
+    judge: str = "local-lm"
+    judge_model: Optional[str] = None  #: local-lm: a transformers path or a .gguf file (default: the bundled Gemma-3-270M)
+    judge_url: Optional[str] = None    #: openai-chat: base URL, e.g. http://127.0.0.1:8000/v1
+    judge_api_key_env: str = "OPENAI_API_KEY"
+    judge_concurrency: int = 4
+    judge_timeout_s: float = 60.0
+    judge_retries: int = 3
+    judge_backoff_s: float = 0.5
+    lm_dtype: str = "auto"             #: auto | float32 | bfloat16 | float16
+    lm_batch: int = 32
+    lm_profile_tokens: int = 48        #: user profile tokens kept in the user-centric context
+    #: likelihood/similarity judges: High when the score is at least the user's reference
+    #: level minus ``high_margin`` pooled standard deviations, Low below ``low_margin``
+    high_margin: float = 0.5
+    low_margin: float = 1.5
+    item_noun: str = "auto"            #: "movie", "artist", ... ("auto" guesses from the data set name)
+    # --- run ------------------------------------------------------------------------
+    device: str = "auto"               #: auto (cuda when present) | cpu | cuda | cuda:N
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> "SignalsConfig":
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ValueError(f"SignalsConfig: {msg}")
+        need(self.encoder in ENCODERS, f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        need(self.encoder != "sentence-transformers" or bool(self.encoder_path),
+             "encoder 'sentence-transformers' needs encoder_path")
+        need(self.encoder != "openai" or bool(self.encoder_url), "encoder 'openai' needs encoder_url")
+        need(self.judge in JUDGES, f"judge must be one of {JUDGES}, got {self.judge!r}")
+        need(self.judge != "openai-chat" or bool(self.judge_url), "judge 'openai-chat' needs judge_url")
+        for name in ("encoder_batch", "proj_dim", "proj_hidden", "proj_batch", "lm_batch",
+                     "judge_concurrency", "lm_profile_tokens", "encoder_max_chars"):
+            need(int(getattr(self, name)) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("proj_epochs", "cand_pos_per_user", "cand_neg_per_user", "cand_max_users", "judge_retries"):
+            need(int(getattr(self, name)) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        need(self.context_items >= 1, f"context_items must be >= 1, got {self.context_items}")
+        need(0 < self.proj_pseudo_frac <= 1, f"proj_pseudo_frac must be in (0, 1], got {self.proj_pseudo_frac}")
+        need(self.proj_tau > 0 and self.proj_lr > 0, "proj_tau and proj_lr must be > 0")
+        need(self.judge_timeout_s > 0 and self.judge_backoff_s >= 0, "judge_timeout_s must be > 0, judge_backoff_s >= 0")
+        need(self.low_margin >= self.high_margin, f"low_margin ({self.low_margin}) must be >= high_margin ({self.high_margin})")
+        need(self.lm_dtype in ("auto", "float32", "bfloat16", "float16"), f"lm_dtype {self.lm_dtype!r} unknown")
+        return self
+
+    # -- I/O -----------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: Optional[Dict[str, Any]]) -> "SignalsConfig":
+        d = dict(d or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"SignalsConfig: unknown option(s) {unknown}; known: {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str) -> "SignalsConfig":
+        """Reads a YAML file holding the options, either at top level or under ``signals:``."""
+        import yaml
+        with open(path, "r", encoding="utf-8") as f:
+            d = yaml.safe_load(f) or {}
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: expected a mapping of signals options")
+        if "signals" in d and isinstance(d["signals"], dict):
+            d = d["signals"]
+        return cls.from_dict(d)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "SignalsConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device

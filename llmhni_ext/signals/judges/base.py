@@ -1,0 +1,99 @@
+"""What every judge shares: the inputs, the record format, and the calibration that
+turns scores into High/Mid/Low labels.
+
+Records (one per judged (user, item, perspective)) are dicts with ``dataset, user, item,
+perspective, judge, version`` (the cache key) plus ``role`` (``cand`` a candidate,
+``calib`` one of the user's own positives used for calibration, ``base`` a context-free
+baseline with user -1), and ``label`` (label judges) or ``score`` (score judges).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..prompts import LABELS
+
+
+@dataclass
+class JudgeInputs:
+    dataset: str
+    noun: str
+    user_profile: List[str]            #: per user, the text a user-centric judge reads
+    item_text: List[str]               #: per item, the full item text (chat judges)
+    item_name: List[str]               #: per item, a short name (titles; likelihood judges, histories)
+    user_vec: Optional[object] = None  #: [n_users, p] tensor (embedding judge)
+    item_vec: Optional[object] = None
+
+
+@dataclass
+class UserTask:
+    user: int
+    items: List[int]                   #: candidates to judge (positives and negatives)
+    context: List[int]                 #: highest-scored interacted items, best first
+
+
+class Judge:
+    #: "label" judges record High/Mid/Low directly; "score" judges record scores that
+    #: :func:`calibrated_labels` turns into labels
+    kind = "label"
+    name = "judge"
+    version = "v1"
+    proxy = False
+
+    def run(self, tasks: Sequence[UserTask], inputs: JudgeInputs, cache, progress: bool = False) -> Dict[str, float]:
+        """Judges what ``cache`` lacks, writing each record as it is done; returns counters."""
+        raise NotImplementedError
+
+    def record(self, inputs: JudgeInputs, user: int, item: int, perspective: str, role: str, **values) -> dict:
+        r = {"dataset": inputs.dataset, "user": int(user), "item": int(item), "perspective": perspective,
+             "judge": self.name, "version": self.version, "role": role}
+        r.update(values)
+        return r
+
+    def key(self, inputs: JudgeInputs, user: int, item: int, perspective: str):
+        return (str(inputs.dataset), int(user), int(item), perspective, self.name, self.version)
+
+
+def calibrated_labels(cand: Dict[Tuple[int, int, str], float], calib: Dict[Tuple[int, str], List[float]],
+                      high_margin: float = 0.5, low_margin: float = 1.5) -> Tuple[Dict[Tuple[int, int, str], str], Dict[str, float]]:
+    """Labels from scores, per perspective p, calibrated on each user's own positives:
+
+        ref_u = median(calibration scores of u),  sigma = pooled std of (c - ref_u),
+        High if s >= ref_u - high_margin * sigma,  Low if s < ref_u - low_margin * sigma,  else Mid.
+
+    A user without calibration scores uses the median over all users. Returns the labels
+    keyed like ``cand`` and the thresholds used (for the summary)."""
+    out: Dict[Tuple[int, int, str], str] = {}
+    info: Dict[str, float] = {}
+    for p in sorted({k[2] for k in cand}):
+        refs: Dict[int, float] = {}
+        dev: List[float] = []
+        allc: List[float] = []
+        for (u, pp), vals in calib.items():
+            v = [x for x in vals if x is not None and math.isfinite(x)]
+            if pp != p or not v:
+                continue
+            refs[u] = float(np.median(v))
+            dev.extend(x - refs[u] for x in v)
+            allc.extend(v)
+        glob = float(np.median(allc)) if allc else 0.0
+        sigma = float(np.sqrt(np.mean(np.square(dev)))) if len(dev) > len(refs) else (float(np.std(allc)) if allc else 1.0)
+        if not math.isfinite(sigma) or sigma <= 1e-12:
+            sigma = float(np.std(allc)) if len(allc) > 1 else 1.0
+            sigma = sigma if sigma > 1e-12 else 1.0
+        info[f"{p}_sigma"], info[f"{p}_ref_median"] = sigma, glob
+        for (u, i, pp), s in cand.items():
+            if pp != p:
+                continue
+            if s is None or not math.isfinite(s):
+                out[(u, i, p)] = "unknown"
+                continue
+            ref = refs.get(u, glob)
+            out[(u, i, p)] = "High" if s >= ref - high_margin * sigma else ("Low" if s < ref - low_margin * sigma else "Mid")
+    return out, info
+
+
+assert LABELS == ("High", "Mid", "Low")

@@ -1,0 +1,121 @@
+"""Judge with any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, OpenAI).
+
+Each (user, item) is asked twice, once per perspective (:mod:`..prompts`). The answer
+must be exactly High, Mid or Low (:func:`..prompts.parse_label`); an unparseable answer
+is asked again up to ``retries`` times and then recorded as ``unknown``, never guessed.
+Transport errors and timeouts are retried with exponential backoff; a request that still
+fails is not recorded (a later run asks again) and counted as an error. ``concurrency``
+requests run at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..prompts import PROMPT_VERSION, SYSTEM, item_centric_prompt, parse_label, user_centric_prompt
+from .base import Judge, JudgeInputs, UserTask
+
+
+class EndpointError(RuntimeError):
+    pass
+
+
+class OpenAIChatJudge(Judge):
+    kind = "label"
+
+    def __init__(self, base_url: str, model: Optional[str] = None, *, api_key_env: str = "OPENAI_API_KEY",
+                 concurrency: int = 4, timeout_s: float = 60.0, retries: int = 3, backoff_s: float = 0.5,
+                 max_tokens: int = 4) -> None:
+        u = base_url.rstrip("/")
+        self.url = u if u.endswith("/chat/completions") else u + "/chat/completions"
+        self.model = model or "default"
+        self.api_key = os.environ.get(api_key_env, "")
+        self.concurrency, self.timeout_s = max(1, int(concurrency)), float(timeout_s)
+        self.retries, self.backoff_s, self.max_tokens = int(retries), float(backoff_s), int(max_tokens)
+        self.name = f"openai-chat:{self.model}"
+        self.version = PROMPT_VERSION
+
+    # -- one request ------------------------------------------------------------------
+    def ask(self, system: str, prompt: str) -> str:
+        """The answer text; raises :class:`EndpointError` after the transport retries."""
+        body = json.dumps({"model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
+                           "messages": [{"role": "system", "content": system},
+                                        {"role": "user", "content": prompt}]}).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last: Optional[BaseException] = None
+        for attempt in range(self.retries + 1):
+            try:
+                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                    data = json.loads(resp.read().decode("utf-8"))
+                return str(data["choices"][0]["message"]["content"] or "")
+            except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
+                last = e
+                if attempt < self.retries:
+                    time.sleep(self.backoff_s * (2 ** attempt))
+        raise EndpointError(f"{self.url}: {type(last).__name__}: {last}")
+
+    def judge_one(self, prompt: str, system: str) -> Tuple[str, str, int]:
+        """(label or 'unknown', last raw answer, tries) for one prompt."""
+        raw = ""
+        for attempt in range(self.retries + 1):
+            raw = self.ask(system, prompt)
+            lab = parse_label(raw)
+            if lab is not None:
+                return lab, raw, attempt + 1
+        return "unknown", raw, self.retries + 1
+
+    # -- the batch ---------------------------------------------------------------------
+    def run(self, tasks: Sequence[UserTask], inputs: JudgeInputs, cache, progress: bool = False) -> Dict[str, float]:
+        system = SYSTEM.format(noun=inputs.noun)
+        jobs: List[Tuple[int, int, str, str]] = []
+        for t in tasks:
+            hist = [inputs.item_name[j] for j in t.context]
+            for i in t.items:
+                for p in ("user", "item"):
+                    if self.key(inputs, t.user, i, p) in cache:
+                        continue
+                    prompt = (user_centric_prompt(inputs.user_profile[t.user], inputs.item_text[i], inputs.noun)
+                              if p == "user" else item_centric_prompt(hist, inputs.item_text[i], inputs.noun))
+                    jobs.append((t.user, i, p, prompt))
+        stats = {"judged": 0.0, "unknown": 0.0, "errors": 0.0, "retries": 0.0}
+        if not jobs:
+            return stats
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(jobs), desc="judge (chat)", unit="q")
+        first_error: Optional[str] = None
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            futs = {pool.submit(self.judge_one, j[3], system): j for j in jobs}
+            try:
+                for fut in as_completed(futs):
+                    u, i, p, _ = futs[fut]
+                    try:
+                        lab, raw, tries = fut.result()
+                    except EndpointError as e:
+                        stats["errors"] += 1
+                        first_error = first_error or str(e)
+                    else:
+                        cache.put(self.record(inputs, u, i, p, "cand", label=lab, raw=raw[:200]))
+                        stats["judged"] += 1
+                        stats["unknown"] += lab == "unknown"
+                        stats["retries"] += tries - 1
+                    if bar is not None:
+                        bar.update(1)
+            except KeyboardInterrupt:
+                for f in futs:
+                    f.cancel()
+                raise
+        if bar is not None:
+            bar.close()
+        if stats["errors"] and not stats["judged"]:
+            raise EndpointError(f"every request to the chat endpoint failed ({int(stats['errors'])}); first: {first_error}")
+        return stats

@@ -1,0 +1,91 @@
+"""Fakes shared by the signals tests: a local OpenAI-compatible server and a tiny tokenizer."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI:
+    """OpenAI-compatible endpoints on 127.0.0.1. The first path segment picks the behaviour:
+    /good (answers High when the prompt mentions 'space', else Low), /bad (nonsense),
+    /flaky (nonsense on the first try of each prompt, then Mid), /slow (sleeps), /error (HTTP 500).
+    /v1/embeddings answers deterministic vectors."""
+
+    def __init__(self, slow_s: float = 2.0) -> None:
+        self.calls = 0
+        self.seen = {}
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(n) or b"{}")
+                outer.calls += 1
+                mode = self.path.strip("/").split("/")[0]
+                if mode == "error":
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                if mode == "slow":
+                    time.sleep(slow_s)
+                if self.path.endswith("/embeddings"):
+                    inp = body["input"]
+                    data = [{"index": k, "embedding": [float(len(t)), float(t.count("a")), 1.0]} for k, t in enumerate(inp)]
+                    out = {"data": data}
+                else:
+                    prompt = body["messages"][-1]["content"]
+                    if mode == "good":
+                        ans = "High" if "space" in prompt.lower() else "**Low.**"
+                    elif mode == "flaky":
+                        k = outer.seen.get(prompt, 0)
+                        outer.seen[prompt] = k + 1
+                        ans = "Medium-ish, hard to say" if k == 0 else "Mid"
+                    else:
+                        ans = "I really cannot decide; maybe high, maybe low."
+                    out = {"choices": [{"message": {"role": "assistant", "content": ans}}]}
+                data = json.dumps(out).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, mode: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{mode}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def dead_url() -> str:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}/v1"
+
+
+class CharTokenizer:
+    """A byte-level tokenizer with the interface the likelihood judge uses."""
+    bos_token_id = 1
+    eos_token_id = 2
+    pad_token_id = 0
+
+    def encode(self, text, add_special_tokens=False):
+        return [3 + (b % 60) for b in text.encode("utf-8")]
