@@ -271,3 +271,11 @@ def test_fast_int_parser_matches_python_on_random_text():
             exp_counts = exp_counts[:-1]
         assert counts.tolist() == exp_counts
     assert fast_int_lines(b"1 -2\n") is None and fast_int_lines(b"1 2.5\n") is None
+
+
+def test_table_ids_with_leading_zeros_stay_distinct(tmp_path):
+    p = tmp_path / "z.csv"
+    p.write_text("user,item\n7,1\n007,2\n7,3\n007,1\n7,2\n007,3\n")
+    ds = load_table(p, ratios=(1, 0, 0))
+    assert ds.user_raw_ids == ["007", "7"] and ds.item_raw_ids == [1, 2, 3]
+    assert len(ds.train) == 6

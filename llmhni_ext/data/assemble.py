@@ -19,6 +19,11 @@ from .dataset import Dataset, Interactions
 from .splitting import dedupe, drop_seen, random_split
 
 
+def _canonical_int(x: str) -> bool:
+    d = x[1:] if x.startswith("-") else x
+    return d.isdigit() and d.isascii() and (d == "0" or not d.startswith("0")) and x != "-0" and len(d) < 19
+
+
 def raw_id_map(*columns: np.ndarray):
     """(sorted unique raw ids as a list, [internal ids per column]). Ids that are all
     integers sort numerically and are returned as ints; others sort as strings."""
@@ -28,7 +33,9 @@ def raw_id_map(*columns: np.ndarray):
         as_int = cat.astype(np.int64)
     else:
         try:
-            as_int = cat.astype(np.int64) if all(str(x).lstrip("-").isdigit() for x in cat) else None
+            # integers only when every id is written canonically ("7", not "007" or "+7"), so
+            # that distinct raw ids can never merge
+            as_int = cat.astype(np.int64) if all(_canonical_int(str(x)) for x in cat) else None
         except (ValueError, OverflowError):
             as_int = None
     if as_int is not None:

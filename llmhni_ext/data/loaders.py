@@ -54,6 +54,8 @@ def _load_clean(name: str, data_root, *, split, seed: int, **options) -> Dataset
         return load_lastfm_hetrec(data_root, noise=noise, seed=seed, **options)
     if key == "synthetic":
         from .synthetic import make_world
+        if split is not None:
+            raise ValueError("the synthetic world makes its own split; use valid_ratio=/test_ratio= instead of split=")
         ds, _truth = make_world(seed=seed, **options)
         return ds
     path = Path(name)
