@@ -133,3 +133,20 @@ def test_hard_negatives_are_scored_high_by_collaborative_filtering(world):
     k = truth.kind(u, i).numpy()
     mean = {c: pct[u[k == c], i[k == c]].mean() for c in (FALSE_NEG, HARD_NEG, EASY_NEG)}
     assert mean[FALSE_NEG] > mean[HARD_NEG] + 0.05 and mean[HARD_NEG] > mean[EASY_NEG] + 0.1
+
+
+def test_dataset_helpers_and_pickling(world):
+    import pickle
+    ds, truth = world
+    pos = ds.user_positives("train")
+    assert len(pos) == ds.n_users and sum(len(p) for p in pos) == len(ds.train)
+    assert all((np.diff(p) > 0).all() for p in pos)
+    m = ds.train_csr()
+    assert m.shape == (ds.n_users, ds.n_items) and m.nnz == len(ds.train)
+    ds2 = pickle.loads(pickle.dumps(ds))
+    assert torch.equal(ds2.train.items, ds.train.items)
+    assert torch.equal(ds2.truth.kind(ds.test.users, ds.test.items), truth.kind(ds.test.users, ds.test.items))
+    s = ds.summary()
+    assert "synthetic" in s and "noisy train rows" in s
+    with pytest.raises(ValueError, match="unknown split"):
+        ds.split("dev")

@@ -85,9 +85,9 @@ def in_sorted(keys: np.ndarray, sorted_ref: np.ndarray) -> np.ndarray:
 
 def per_user_holdout(users: np.ndarray, fraction: float, rng: np.random.Generator,
                      min_keep: int = 1) -> np.ndarray:
-    """Bool mask of rows held out: per user ``floor(fraction * n_u)`` random rows
-    (rounded stochastically would be unstable; floor keeps it reproducible), never
-    leaving fewer than ``min_keep`` rows for the user."""
+    """Bool mask of rows held out: per user ``floor(fraction * n_u)`` random rows (so a user
+    with fewer than ``1 / fraction`` rows keeps them all), never leaving fewer than
+    ``min_keep`` rows for the user."""
     n = len(users)
     mask = np.zeros(n, dtype=bool)
     if n == 0 or fraction <= 0:
