@@ -2,7 +2,6 @@
 atomic writes, resuming a cut-off transfer, and the offline switch."""
 import hashlib
 import http.server
-import os
 import shutil
 import threading
 import zipfile

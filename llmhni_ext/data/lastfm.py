@@ -7,7 +7,6 @@ split at random per user by ``ratios`` and ``seed``.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Dict, Sequence
 
 import numpy as np

@@ -35,7 +35,6 @@ import numpy as np
 import torch
 
 from .dataset import Dataset, Interactions
-from .splitting import in_sorted
 
 THEMES: List[Tuple[str, List[str]]] = [
     ("space adventure", ["space", "galaxy", "starship", "alien", "planet", "astronaut", "orbit", "rocket",
