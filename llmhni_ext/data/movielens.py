@@ -13,6 +13,7 @@ in valid and test; a float injects that ratio of random non-interactions
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -121,6 +122,17 @@ def _read_users(path: Path) -> List[Tuple[str, str, str]]:
 
 
 def _read_profiles(path: Path, key: str, column: str, n: int, cleanup: Dict[str, int], tag: str) -> List[str]:
+    st = path.stat()
+    texts, unknown, dup = _read_profiles_cached(str(path), st.st_mtime_ns, st.st_size, key, column, n)
+    cleanup[f"{tag}_profile_rows_unknown_id"] = unknown
+    cleanup[f"{tag}_profile_rows_duplicate"] = dup
+    return list(texts)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_profiles_cached(path_s: str, _mtime: int, _size: int, key: str, column: str, n: int):
+    """Parsed once per process per file version (``compare`` loads the data set once per run)."""
+    path = Path(path_s)
     head, records = read_csv_records(path)
     if key not in head or column not in head:
         raise DataError(path, f"expected columns {key!r} and {column!r}, found {head[:8]}...", 1)
@@ -142,9 +154,17 @@ def _read_profiles(path: Path, key: str, column: str, n: int, cleanup: Dict[str,
         if out[rid - 1]:
             dup += 1
         out[rid - 1] = txt
-    cleanup[f"{tag}_profile_rows_unknown_id"] = unknown
-    cleanup[f"{tag}_profile_rows_duplicate"] = dup
-    return out
+    return tuple(out), unknown, dup
+
+
+@functools.lru_cache(maxsize=4096)
+def _item_markdown(p: str, keep_dislikes: bool) -> str:
+    return markdown_to_text(p, drop_sections=() if keep_dislikes else ("Dislikes",), drop_title=True)
+
+
+@functools.lru_cache(maxsize=2048)
+def _user_markdown(p: str) -> str:
+    return markdown_to_text(p)
 
 
 def load_ml100k(data_root=None, *, split: str = "u1", valid_ratio: float = 0.1, seed: int = 0,
@@ -200,8 +220,7 @@ def load_ml100k(data_root=None, *, split: str = "u1", valid_ratio: float = 0.1, 
     ifile, icol = ITEM_PROFILES[item_profile]
     iprof = _read_profiles(pfolder / ifile, "movie_id", icol, N_ITEMS, cleanup, "item") if ifile else [""] * N_ITEMS
     if item_profile == "structured":
-        body = [markdown_to_text(p, drop_sections=() if keep_dislikes else ("Dislikes",), drop_title=True)
-                for p in iprof]
+        body = [_item_markdown(p, keep_dislikes) for p in iprof]
     else:
         body = [normalize_space(p) for p in iprof]
     cleanup["items_without_profile"] = sum(1 for b in body if not b) if ifile else 0
@@ -210,7 +229,7 @@ def load_ml100k(data_root=None, *, split: str = "u1", valid_ratio: float = 0.1, 
     # user texts
     ufile, ucol = USER_PROFILES[user_profile]
     uprof = _read_profiles(pfolder / ufile, "user_id", ucol, N_USERS, cleanup, "user") if ufile else [""] * N_USERS
-    uprof = [markdown_to_text(p) if user_profile == "structured" else normalize_space(p) for p in uprof]
+    uprof = [_user_markdown(p) if user_profile == "structured" else normalize_space(p) for p in uprof]
     liked = top_liked(train.users.numpy(), train.items.numpy(), train.ratings.numpy(),
                       train.timestamps.numpy(), N_USERS, liked_titles)
     demo_txt = [demographics_text(a, g, o) for a, g, o in demo]
