@@ -12,7 +12,8 @@ from .loaders import add_data_arguments, load_from_args
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m llmhni_ext.data", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m llmhni_ext.data",
+                                description="Fetch (where absent), verify and summarise llmhni data sets.")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("summary", help="load a data set and print its summary")
     add_data_arguments(s)
