@@ -206,7 +206,7 @@ def _lane8_dot(a: Tensor, b: Tensor) -> Tensor:
     pad = (-d) % 8
     if pad:
         p = torch.nn.functional.pad(p, (0, pad))
-    p = p.reshape(*p.shape[:-1], -1, 8)
+    p = p.reshape(*p.shape[:-1], p.shape[-1] // 8, 8)
     acc = torch.zeros(p.shape[:-2] + (8,), dtype=torch.float32, device=p.device)
     for c in range(p.shape[-2]):
         acc = acc + p[..., c, :]

@@ -37,6 +37,12 @@ def _register() -> None:
     def _fake(rowptr, col, users, n_items, mode, num_negatives, num_candidates, top_k, sim_threshold,
               seed, offset, max_redraws, candidates=None, pop_cdf=None, user_emb=None, item_emb=None,
               user_sem=None, item_sem=None):
+        named = {"rowptr": rowptr, "col": col, "candidates": candidates, "pop_cdf": pop_cdf, "user_emb": user_emb,
+                 "item_emb": item_emb, "user_sem": user_sem, "item_sem": item_sem}
+        for name, t in named.items():
+            if t is not None and t.device != users.device:
+                raise RuntimeError(f"sample_negatives: users is on {users.device} but {name} is on {t.device}; "
+                                   "move them to one device")
         B = users.shape[0]
         neg = users.new_empty((B, num_negatives), dtype=torch.long)
         if user_emb is not None and item_emb is not None:
