@@ -151,13 +151,15 @@ class WorldTruth:
 
 
 def _sample(rng, pool: np.ndarray, weights: Optional[np.ndarray], k: int) -> np.ndarray:
+    """``k`` distinct elements of ``pool``, with probability proportional to ``weights``
+    (successive sampling without replacement, by the Gumbel-top-k trick)."""
     k = min(k, len(pool))
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
     if weights is None:
-        return rng.choice(pool, size=k, replace=False)
-    w = weights / weights.sum()
-    return rng.choice(pool, size=k, replace=False, p=w)
+        return pool[rng.permutation(len(pool))[:k]]
+    g = np.log(weights) + rng.gumbel(size=len(pool))
+    return pool[np.argpartition(-g, k - 1)[:k]] if k < len(pool) else pool[np.argsort(-g)]
 
 
 def _words(rng, topic: int, k: int, n_topics: int, text_noise: float) -> List[str]:
@@ -243,27 +245,31 @@ def make_world(n_users: int = 300, n_items: int = 600, *, seed: int = 0, n_topic
     all_items = np.arange(n_items)
     for u in range(n_users):
         a = item_mix @ user_pref[u]
-        liked = all_items[a >= like_threshold]
-        bad = all_items[a <= 0]
+        liked_m = a >= like_threshold
+        bad_m = a <= 0
+        avail = np.ones(n_items, dtype=bool)
         n_u = max(4, int(round(rng.lognormal(np.log(interactions_per_user), 0.4))))
         n_noisy = int(round(noise_ratio * n_u))
         n_hard = int(round(hard_ratio * n_u))
         n_clean = n_u - n_noisy - n_hard
         n_val, n_test = int(round(valid_ratio * n_u)), int(round(test_ratio * n_u))
         # hard: unpopular liked items, secondary theme preferred
-        tail = liked[pop[liked] <= median_pop]
+        tail = np.flatnonzero(liked_m & (pop <= median_pop))
         w_hard = 1.0 / pop[tail] * np.where(item_topic[tail] == second_like[u], 3.0, 1.0)
         hard = _sample(rng, tail, w_hard, n_hard)
-        rest = np.setdiff1d(liked, hard)
-        clean = _sample(rng, rest, pop[rest], n_clean)
-        rest = np.setdiff1d(rest, clean)
-        val = _sample(rng, rest, pop[rest], n_val)
-        rest = np.setdiff1d(rest, val)
-        tst = _sample(rng, rest, pop[rest], n_test)
+        avail[hard] = False
+        picks = []
+        for k in (n_clean, n_val, n_test):  # clean positives, then valid, then test: liked, by popularity
+            rest = np.flatnonzero(liked_m & avail)
+            got = _sample(rng, rest, pop[rest], k)
+            avail[got] = False
+            picks.append(got)
+        clean, val, tst = picks
         n_dec = int(round(decoy_share * n_noisy))
-        dec_pool = bad[item_topic[bad] == user_decoy[u]]
+        dec_pool = np.flatnonzero(bad_m & (item_topic == user_decoy[u]))
         noisy_dec = _sample(rng, dec_pool, pop[dec_pool], n_dec)
-        other_bad = np.setdiff1d(bad, noisy_dec)
+        avail[noisy_dec] = False
+        other_bad = np.flatnonzero(bad_m & avail)
         noisy = np.concatenate([noisy_dec, _sample(rng, other_bad, None, n_noisy - len(noisy_dec))])
         shortfall += (n_hard - len(hard)) + (n_clean - len(clean)) + (n_noisy - len(noisy)) + \
                      (n_val - len(val)) + (n_test - len(tst))
