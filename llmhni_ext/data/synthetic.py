@@ -242,7 +242,6 @@ def make_world(n_users: int = 300, n_items: int = 600, *, seed: int = 0, n_topic
     rows_kind: List[np.ndarray] = []
     split_rows = {"valid": ([], []), "test": ([], [])}
     shortfall = 0
-    all_items = np.arange(n_items)
     for u in range(n_users):
         a = item_mix @ user_pref[u]
         liked_m = a >= like_threshold
