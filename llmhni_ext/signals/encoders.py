@@ -43,7 +43,8 @@ class SentenceTransformerEncoder(TextEncoder):
             model = SentenceTransformer(path, device=device)
         self.model = model
         self.batch_size = int(batch_size)
-        self.dim = int(model.get_sentence_embedding_dimension())
+        dim_fn = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(dim_fn())
         self.model_id = model_id or f"sentence-transformers:{os.path.abspath(path)}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -52,10 +52,10 @@ class Signals:
         """Writes atomically (temporary file, then rename)."""
         d = os.path.dirname(os.path.abspath(path))
         os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-signals-")
-        os.close(fd)
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-signals-", suffix=".pt")
         try:
-            torch.save({k: getattr(self, k) for k in (f.name for f in dataclasses.fields(self))}, tmp)
+            with os.fdopen(fd, "wb") as fh:
+                torch.save({k: getattr(self, k) for k in (f.name for f in dataclasses.fields(self))}, fh)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -235,7 +235,7 @@ def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = N
     cfg = cfg if isinstance(cfg, SignalsConfig) else SignalsConfig.from_dict(cfg)
     cfg.validate()
     device = resolve_device(cfg.device)
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     summary: Dict[str, Any] = {"dataset": ds.name, "n_users": ds.n_users, "n_items": ds.n_items,
                                "config": cfg.to_dict(), "device": device}
     ds_id = f"{ds.name}#{_train_hash(ds)}"
@@ -262,11 +262,12 @@ def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = N
                 pass
 
     # --- semantic relevance: text embeddings
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ue, ie, enc_id = text_embeddings(ds, cfg, cache_dir, device, log)
     user_raw = F.normalize(torch.from_numpy(ue).float(), dim=-1)
     item_raw = F.normalize(torch.from_numpy(ie).float(), dim=-1)
-    summary["encoder"] = {"model_id": enc_id, "dim": int(user_raw.shape[1]), "seconds": time.perf_counter() - t0}
+    summary["encoder"] = {"model_id": enc_id, "dim": int(user_raw.shape[1]), "seconds": time.perf_counter() - t0,
+                          "cpu_seconds": time.process_time() - c0}
 
     # --- objective alignment
     from .projector import project, recall_at_k, train_projector
@@ -299,6 +300,7 @@ def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = N
         hard, noisy, judg, summary["logical"] = _logical(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw, item_raw,
                                                          device, cache_dir, log)
     summary["seconds"] = time.perf_counter() - t_start
+    summary["cpu_seconds"] = time.process_time() - c_start
     sig = Signals(user_sem=user_sem.contiguous(), item_sem=item_sem.contiguous(), user_raw=user_raw, item_raw=item_raw,
                   hard_edges=hard, noisy_edges=noisy, summary=summary, judgments=judg)
     if final_path and summary.get("logical", {}).get("complete", True):
@@ -334,9 +336,11 @@ def _logical(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw, item_raw, device,
     profile, item_text, item_name = _names(ds)
     inputs = JudgeInputs(dataset=ds_id, noun=noun, user_profile=profile, item_text=item_text, item_name=item_name,
                          user_vec=user_sem if cfg.align else user_raw, item_vec=item_sem if cfg.align else item_raw)
+    t0 = time.perf_counter()
     judge = make_judge(cfg, device, cache_dir, log)
+    load_s = time.perf_counter() - t0
     path = os.path.join(cache_dir, "judgments", f"{ds.name}-{_train_hash(ds)}.jsonl") if cache_dir else None
-    info: Dict[str, Any] = {"judge": judge.name, "proxy": bool(judge.proxy), "cache": path,
+    info: Dict[str, Any] = {"judge": judge.name, "proxy": bool(judge.proxy), "cache": path, "judge_load_seconds": load_s,
                             "users": len(tasks), "candidate_positives": sum(len(c.positives) for c in cands),
                             "candidate_negatives": sum(len(c.negatives) for c in cands)}
     if judge.proxy:
@@ -344,9 +348,10 @@ def _logical(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw, item_raw, device,
     with JudgmentCache(path) as cache:
         info["cached_before"] = len(cache)
         info["torn_lines_skipped"] = cache.torn_lines
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         stats = judge.run(tasks, inputs, cache, progress=cfg.progress)
         secs = time.perf_counter() - t0
+        info["judge_cpu_seconds"] = time.process_time() - c0
         info["judge_seconds"] = secs
         info["judge_stats"] = stats
         info["judgments_per_s"] = stats.get("judged", 0.0) / secs if secs > 0 and stats.get("judged") else None
@@ -463,5 +468,5 @@ def format_summary(s: Dict[str, Any]) -> str:
             lines.append(f"  vs synthetic truth: noisy precision {f(t['precision_noisy'])}, recall {f(t['recall_noisy'])}; "
                          f"added non-interactions relevant {f(t['precision_added_relevant'])} "
                          f"(base rate {f(t['negatives_relevant_base_rate'])})")
-    lines.append(f"  total {f(s.get('seconds'), 1)} s")
+    lines.append(f"  total {f(s.get('seconds'), 1)} s wall, {f(s.get('cpu_seconds'), 1)} s CPU")
     return "\n".join(lines)

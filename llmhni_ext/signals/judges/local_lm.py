@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -37,10 +38,12 @@ LM_VERSION = "pmi-v1"
 def default_dtype(device: str) -> torch.dtype:
     if str(device).startswith("cuda"):
         return torch.bfloat16
-    try:
-        if torch._C._cpu._is_avx512_bf16_supported():      # fast bf16 matmuls on this CPU
+    try:                                                     # fast bf16 matmuls on this CPU?
+        with open("/proc/cpuinfo", "r") as f:
+            flags = f.read(1 << 16)
+        if "avx512_bf16" in flags or "amx_bf16" in flags:
             return torch.bfloat16
-    except AttributeError:
+    except OSError:
         pass
     return torch.float32
 
@@ -106,6 +109,19 @@ def load_causal_lm(model_path: Optional[str] = None, *, cache_dir: Optional[str]
     return model, tok, model_id
 
 
+_YEAR = re.compile(r"\s*\((?:\d{4}|[12]\d{3}-\d{0,4})\)\s*$")
+_ARTICLE = re.compile(r"^(.*), (The|A|An|Les|La|Le|L'|Il|El|Das|Die|Der)$")
+
+
+def short_name(name: str) -> str:
+    """A name as a language model knows it, in few tokens: whitespace collapsed, a trailing
+    year dropped (digits cost one token each) and a trailing article moved to the front
+    ("Usual Suspects, The (1995)" -> "The Usual Suspects")."""
+    n = _YEAR.sub("", " ".join(name.split()))
+    m = _ARTICLE.match(n)
+    return f"{m.group(2)} {m.group(1)}" if m else n
+
+
 class LikelihoodScorer:
     """Sums of next-token log-probabilities of suffixes after a shared prefix."""
 
@@ -119,6 +135,9 @@ class LikelihoodScorer:
         self.device = self.w.device
         self.pad_id, self.batch, self.reuse, self.head_chunk = int(pad_id), int(batch), bool(reuse_prefix), int(head_chunk)
         self.tokens = 0
+        import inspect
+        params = inspect.signature(self.body.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
     def _logp(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         out = []
@@ -143,7 +162,7 @@ class LikelihoodScorer:
         ids = torch.tensor([prefix], dtype=torch.long, device=dev)
         out = self.body(input_ids=ids, use_cache=self.reuse)
         hp = out.last_hidden_state[0]
-        cache = out.past_key_values if self.reuse else None
+        cache = (getattr(out, "cache", None) or getattr(out, "past_key_values", None)) if self.reuse else None
         self.tokens += len(prefix)
         span_lp: List[float] = []
         if spans:
@@ -168,7 +187,7 @@ class LikelihoodScorer:
             if self.reuse:
                 c = copy.deepcopy(cache)
                 c.batch_repeat_interleave(n)
-                hs = self.body(input_ids=suf, past_key_values=c, use_cache=True).last_hidden_state
+                hs = self.body(input_ids=suf, use_cache=True, **{self._cache_kw: c}).last_hidden_state
                 prev = torch.cat([hp[-1].expand(n, 1, -1), hs[:, :-1]], 1)
             else:
                 full = torch.cat([ids.expand(n, -1), suf], 1)
@@ -208,7 +227,7 @@ class LocalLMJudge(Judge):
 
     # -- contexts -------------------------------------------------------------------------
     def name_ids(self, inputs: JudgeInputs, i: int) -> List[int]:
-        return self.enc(" " + " ".join(str(inputs.item_name[i]).split()) + "\n")
+        return self.enc(" " + short_name(str(inputs.item_name[i])) + "\n")
 
     def user_prefix(self, inputs: JudgeInputs, u: Optional[int]) -> List[int]:
         ask = self.enc(f"\nA {inputs.noun} this user would rate highly:")

@@ -1,0 +1,130 @@
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from llmhni_ext.data.synthetic import make_world
+from llmhni_ext.signals import Signals, SignalsConfig, prepare_signals
+from llmhni_ext.signals.candidates import propose_candidates
+
+
+def _backbone(ds, truth, dim=16, seed=0):
+    """Embeddings of a recommender that learned the observed (noisy) interactions: each user's
+    row is the mean of its training items' random codes."""
+    g = torch.Generator().manual_seed(seed)
+    item = torch.randn(ds.n_items, dim, generator=g)
+    user = torch.zeros(ds.n_users, dim).index_add_(0, ds.train.users, item[ds.train.items])
+    return user, item
+
+
+def test_candidates_lowest_positives_highest_negatives_and_context():
+    ue = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    ie = torch.tensor([[5.0, 0.0], [4.0, 0.0], [3.0, 0.0], [2.0, 0.0], [1.0, 0.0], [0.0, 9.0]])
+    pos = [np.array([0, 2, 3, 4]), np.array([], dtype=np.int64)]
+    c = propose_candidates(ue, ie, pos, n_pos=2, n_neg=1, n_context=1)
+    assert c[0].context == [0] and c[0].positives == [4, 3] and c[0].negatives == [1]
+    assert c[1].positives == [] and c[1].negatives == [] and c[1].context == []
+    c = propose_candidates(torch.tensor([[1.0, 0.0], [1.0, 1.0]]), ie, [np.array([0, 1]), np.array([5])],
+                           n_pos=5, n_neg=2, n_context=3)
+    assert c[0].context == [0] and c[0].positives == [1]          # context never also a candidate
+    assert c[1].context == [] and c[1].positives == [5] and c[1].negatives == [0, 1]
+    with pytest.raises(ValueError, match="rows"):
+        propose_candidates(ue[:1], ie, pos)
+
+
+def _cfg(**kw):
+    base = dict(encoder="hashing", judge="embedding", proj_epochs=5, proj_dim=16, proj_hidden=64,
+                cand_pos_per_user=3, cand_neg_per_user=2, progress=False)
+    base.update(kw)
+    return SignalsConfig(**base)
+
+
+def test_prepare_signals_end_to_end_on_the_synthetic_world(tmp_path):
+    ds, truth = make_world(120, 240, seed=2)
+    bb = _backbone(ds, truth)
+    sig = prepare_signals(ds, _cfg(), backbone_embeddings=lambda d: bb, cache_dir=str(tmp_path))
+    assert sig.user_sem.shape == (120, 16) and sig.item_sem.shape == (240, 16)
+    assert sig.user_raw.shape[0] == 120 and sig.item_raw.shape[0] == 240
+    np.testing.assert_allclose(sig.item_sem.norm(dim=1).numpy(), 1, rtol=1e-5)
+    assert sig.hard_edges.shape[0] == 2 and sig.noisy_edges.shape[0] == 2
+    assert sig.hard_edges.dtype == torch.long
+    lg = sig.summary["logical"]
+    assert lg["proxy"] is True and lg["unjudged"] == 0
+    assert lg["candidate_positives"] == 360 and lg["candidate_negatives"] == 240
+    assert lg["positives_noisy_dropped"] == sig.noisy_edges.shape[1]
+    assert lg["negatives_hard_added"] == sig.hard_edges.shape[1]
+    assert 0 <= lg["perspective_agreement"] <= 1
+    # dropped edges are training interactions; added ones are not
+    train = set(zip(ds.train.users.tolist(), ds.train.items.tolist()))
+    assert all(e in train for e in zip(*sig.noisy_edges.tolist()))
+    assert not any(e in train for e in zip(*sig.hard_edges.tolist()))
+    q = lg["quality"]
+    assert "noise_labels" in q and "synthetic_truth" in q
+    # the judged noisy verdicts beat the base rate of noise among the candidates
+    assert q["noise_labels"]["precision_noisy"] > q["noise_labels"]["base_rate_candidates"]
+    text = sig.format_summary()
+    assert "PROXY" in text and "precision" in text and "Recall@20" in text
+    # save / load
+    p = tmp_path / "sig.pt"
+    sig.save(str(p))
+    back = Signals.load(str(p))
+    assert torch.equal(back.noisy_edges, sig.noisy_edges) and back.summary["dataset"] == "synthetic"
+    # second call: served from the stage cache, identical
+    again = prepare_signals(ds, _cfg(), backbone_embeddings=bb, cache_dir=str(tmp_path))
+    assert again.summary.get("from_cache") and torch.equal(again.hard_edges, sig.hard_edges)
+
+
+def test_without_alignment_and_without_backbone():
+    ds, truth = make_world(60, 120, seed=3)
+    sig = prepare_signals(ds, _cfg(align=False), backbone_embeddings=None, cache_dir=None, log=lambda m: None)
+    torch.testing.assert_close(sig.user_sem, sig.user_raw)
+    assert sig.hard_edges.shape == (2, 0) and sig.noisy_edges.shape == (2, 0)
+    assert "skipped" in sig.summary["logical"]
+    sig = prepare_signals(ds, _cfg(judge="none"), backbone_embeddings=_backbone(ds, truth), cache_dir=None)
+    assert "skipped" in sig.summary["logical"] and sig.summary["alignment"]["aligned"]
+
+
+def test_bad_inputs_raise_clear_errors():
+    ds, truth = make_world(40, 80, seed=4)
+    with pytest.raises(ValueError, match="backbone embeddings have"):
+        prepare_signals(ds, _cfg(), backbone_embeddings=(torch.zeros(3, 4), torch.zeros(80, 4)))
+    with pytest.raises(ValueError, match="no precomputed"):
+        prepare_signals(ds, _cfg(encoder="precomputed"), backbone_embeddings=None)
+    notext = ds.replace(user_text=None)
+    with pytest.raises(ValueError, match="no user/item text"):
+        prepare_signals(notext, _cfg(), backbone_embeddings=None)
+
+
+def test_precomputed_embeddings_from_files(tmp_path):
+    ds, truth = make_world(40, 80, seed=5)
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "u.npy", rng.standard_normal((40, 24)).astype(np.float32))
+    np.save(tmp_path / "i.npy", rng.standard_normal((80, 24)).astype(np.float32))
+    sig = prepare_signals(ds, _cfg(encoder="precomputed", encoder_path=f"{tmp_path}/u.npy,{tmp_path}/i.npy"),
+                          backbone_embeddings=None, log=lambda m: None)
+    assert sig.user_raw.shape == (40, 24) and sig.summary["encoder"]["dim"] == 24
+    ds2 = ds.replace(user_text_emb=np.ones((40, 1536), np.float32), item_text_emb=np.ones((80, 1536), np.float32))
+    sig = prepare_signals(ds2, _cfg(encoder="precomputed", align=False), backbone_embeddings=None, log=lambda m: None)
+    assert sig.user_raw.shape == (40, 1536)
+
+
+def test_cli_main_on_the_synthetic_world(tmp_path, capsys):
+    from llmhni_ext.signals import cli
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    out = tmp_path / "s.pt"
+    args = p.parse_args(["--dataset", "synthetic", "--encoder", "hashing", "--judge", "embedding", "--no-progress",
+                         "--cache-dir", str(tmp_path), "--out", str(out), "--set", "proj_epochs=3", "--cand-pos", "1"])
+    calls = []
+
+    def fn(ds):
+        calls.append(ds.name)
+        return _backbone(ds, None)
+    assert cli.main(args, fn) == 0
+    assert calls == ["synthetic"] and out.exists()
+    txt = capsys.readouterr().out
+    assert "signals for synthetic" in txt and "judge: embedding-proxy" in txt
+    bad = p.parse_args(["--set", "nonsense_key=1"])
+    assert cli.main(bad, fn) == 2
