@@ -50,6 +50,12 @@ void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64
       int64_t pick = 0;
       if (scored) {
         const TE* eu = ue + u * p.d;
+        // Prefetch the candidates' rows so their cache misses overlap.
+        const int64_t row_bytes = p.d * static_cast<int64_t>(sizeof(TE));
+        for (int64_t m = 0; m < p.M; ++m) {
+          const char* r = reinterpret_cast<const char*>(ie + cand[m] * p.d);
+          for (int64_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(r + o);
+        }
         for (int64_t m = 0; m < p.M; ++m) key[m] = rank_key(lane8_dot(eu, ie + cand[m] * p.d, p.d));
         if (p.mode == kDns) {
           float best = key[0];
@@ -70,6 +76,11 @@ void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64
             if (cnt < p.K) ++cnt;
           }
           const TS* su = us + u * p.ds;
+          const int64_t sem_bytes = p.ds * static_cast<int64_t>(sizeof(TS));
+          for (int64_t t = 0; t < cnt; ++t) {
+            const char* r = reinterpret_cast<const char*>(is + cand[top[t]] * p.ds);
+            for (int64_t o = 0; o < sem_bytes; o += 64) __builtin_prefetch(r + o);
+          }
           const float norm_u = fsqrt(lane8_dot(su, su, p.ds));
           int64_t best = -1;
           float best_c = INFINITY;
