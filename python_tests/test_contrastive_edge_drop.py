@@ -180,7 +180,7 @@ def _call_both(rowptr, col, keep_prob=0.5, views=1):
     ("mixed_index", "index dtype|int32 or int64"),
     ("keep_prob", "keep_prob"),
     ("views", "num_views"),
-    ("col_range", "out of range"),
+    ("col_range", "out of range|must lie in"),
     ("rowptr_order", "rowptr"),
     ("rowptr_end", "rowptr"),
 ])

@@ -31,7 +31,9 @@ inline void check_edge_drop_args(const at::Tensor& rowptr, const at::Tensor& col
 // Content checks for a CSR on the CPU: rowptr[0] == 0, non-decreasing, rowptr[n] == nnz,
 // columns in [0, n). O(n + nnz), done once per call before any kernel work.
 template <typename idx_t>
-inline void check_csr_content_cpu(const idx_t* rp, const idx_t* col, int64_t n, int64_t nnz, const char* op) {
+inline void check_csr_content_cpu(const at::Tensor& rowptr, const at::Tensor& col, const char* op) {
+  const idx_t* rp = rowptr.data_ptr<idx_t>();
+  const int64_t n = rowptr.numel() - 1, nnz = col.numel();
   TORCH_CHECK(rp[0] == 0, op, ": rowptr[0] must be 0, got ", static_cast<int64_t>(rp[0]));
   TORCH_CHECK(static_cast<int64_t>(rp[n]) == nnz, op, ": rowptr[-1] must equal col.numel() = ", nnz, ", got ",
               static_cast<int64_t>(rp[n]));
@@ -39,15 +41,7 @@ inline void check_csr_content_cpu(const idx_t* rp, const idx_t* col, int64_t n, 
     TORCH_CHECK(rp[r] <= rp[r + 1], op, ": rowptr must be non-decreasing, but rowptr[", r, "] = ",
                 static_cast<int64_t>(rp[r]), " > rowptr[", r + 1, "] = ", static_cast<int64_t>(rp[r + 1]));
   }
-  int64_t bad = -1;
-  for (int64_t k = 0; k < nnz; ++k) {
-    if (col[k] < 0 || static_cast<int64_t>(col[k]) >= n) {
-      bad = k;
-      break;
-    }
-  }
-  TORCH_CHECK(bad < 0, op, ": col[", bad, "] = ", bad < 0 ? 0 : static_cast<int64_t>(col[bad]),
-              " is out of range for a square graph of ", n, " nodes");
+  check_range(col, n, op, "col");
 }
 
 inline void check_infonce_args(const at::Tensor& a, const at::Tensor& b, double temperature, const char* op) {

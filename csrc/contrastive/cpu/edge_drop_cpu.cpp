@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/philox.h"
+#include "contrastive/cpu/philox_simd.h"
 #include "common/registry.h"
 #include "contrastive/contrastive_checks.h"
 
@@ -19,30 +20,47 @@ namespace llmhni {
 namespace {
 
 constexpr int64_t kRowGrain = 256;
+constexpr int64_t kChunk = 2048;  // entries per Philox batch (fits in L1 with its words)
+
+// keep iff uniform_float(w) < p, i.e. (w >> 8) < ceil(p * 2^24) (p float32: exact).
+inline uint32_t keep_threshold(float p) { return static_cast<uint32_t>(std::ceil(static_cast<double>(p) * 16777216.0)); }
 
 // keep[v * nnz + k] in {0, 1}; deg[v * n + r] = kept entries of row r in view v.
 template <typename idx_t>
 void draw_keep(const idx_t* rp, const idx_t* col, int64_t n, int64_t nnz, int64_t views, uint64_t seed,
                uint64_t offset, float p, uint8_t* keep, int32_t* deg) {
   const uint64_t un = static_cast<uint64_t>(n);
+  const uint32_t threshold = keep_threshold(p);
   at::parallel_for(0, n, kRowGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t k0 = rp[r], k1 = rp[r + 1];
+    std::vector<uint64_t> keys(kChunk);
+    std::vector<uint32_t> words(4 * kChunk);
+    const int64_t e0 = rp[begin], e1 = rp[end];
+    int64_t r = begin;
+    for (int64_t c0 = e0; c0 < e1; c0 += kChunk) {
+      const int64_t m = std::min<int64_t>(kChunk, e1 - c0);
+      // canonical key min(r, c) * n + max(r, c) of every entry in the chunk
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t k = c0 + i;
+        while (static_cast<int64_t>(rp[r + 1]) <= k) ++r;
+        const uint64_t c = static_cast<uint64_t>(col[k]), ur = static_cast<uint64_t>(r);
+        keys[i] = (ur < c ? ur : c) * un + (ur < c ? c : ur);
+      }
       for (int64_t g = 0; g < views; g += 4) {
+        philox_many(seed, offset, keys.data(), m, static_cast<uint32_t>(g / 4), words.data());
         const int64_t w = std::min<int64_t>(4, views - g);
-        int32_t cnt[4] = {0, 0, 0, 0};
-        for (int64_t k = k0; k < k1; ++k) {
-          const uint64_t c = static_cast<uint64_t>(col[k]);
-          const uint64_t ur = static_cast<uint64_t>(r);
-          const uint64_t key = (ur < c ? ur : c) * un + (ur < c ? c : ur);
-          const Random4 x = random4(seed, offset, key, static_cast<uint32_t>(g / 4));
-          for (int64_t j = 0; j < w; ++j) {
-            const uint8_t kp = uniform_float(x.x[j]) < p ? 1 : 0;
-            keep[(g + j) * nnz + k] = kp;
-            cnt[j] += kp;
-          }
+        for (int64_t j = 0; j < w; ++j) {
+          const uint32_t* wj = words.data() + j * m;
+          uint8_t* kj = keep + (g + j) * nnz + c0;
+          for (int64_t i = 0; i < m; ++i) kj[i] = (wj[i] >> 8) < threshold ? 1 : 0;
         }
-        for (int64_t j = 0; j < w; ++j) deg[(g + j) * n + r] = cnt[j];
+      }
+    }
+    for (int64_t v = 0; v < views; ++v) {
+      const uint8_t* kv = keep + v * nnz;
+      for (int64_t rr = begin; rr < end; ++rr) {
+        int32_t cnt = 0;
+        for (int64_t k = rp[rr]; k < rp[rr + 1]; ++k) cnt += kv[k];
+        deg[v * n + rr] = cnt;
       }
     }
   });
@@ -61,8 +79,7 @@ at::Tensor inverse_sqrt_degrees(const at::Tensor& deg) {
 
 template <typename idx_t>
 void validate(const at::Tensor& rowptr, const at::Tensor& col, const char* op) {
-  check_csr_content_cpu<idx_t>(rowptr.data_ptr<idx_t>(), col.data_ptr<idx_t>(), rowptr.numel() - 1, col.numel(),
-                               op);
+  check_csr_content_cpu<idx_t>(rowptr, col, op);
 }
 
 at::Tensor edge_drop_mask_cpu(const at::Tensor& rowptr_in, const at::Tensor& col_in, double keep_prob,

@@ -19,7 +19,7 @@ std::tuple<at::Tensor, at::Tensor> infonce_cuda(const at::Tensor& a, const at::T
   check_infonce_args(a, b, temperature, "infonce");
   check_device_type(a, c10::kCUDA, "infonce", "a");
   const c10::cuda::CUDAGuard guard(a.device());
-  return infonce_forward_impl(a, b, temperature, kCudaTileElems);
+  return infonce_forward_impl(a, b, temperature, kCudaTileElems, /*parallel_blocks=*/false);
 }
 
 std::tuple<at::Tensor, at::Tensor> infonce_backward_cuda(const at::Tensor& grad_loss, const at::Tensor& a,
@@ -28,7 +28,7 @@ std::tuple<at::Tensor, at::Tensor> infonce_backward_cuda(const at::Tensor& grad_
   check_infonce_backward_args(grad_loss, a, b, lse, temperature, "infonce_backward");
   check_device_type(a, c10::kCUDA, "infonce_backward", "a");
   const c10::cuda::CUDAGuard guard(a.device());
-  return infonce_backward_impl(grad_loss, a, b, lse, temperature, kCudaTileElems);
+  return infonce_backward_impl(grad_loss, a, b, lse, temperature, kCudaTileElems, /*parallel_blocks=*/false);
 }
 
 }  // namespace
