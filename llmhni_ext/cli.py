@@ -141,7 +141,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for m in methods:
         if m not in METHODS:
             raise C.ConfigError(f"--methods: unknown method {m!r} (known: {', '.join(METHODS)})")
-    noises, seeds = _csv(args.noise, float), _csv(args.seeds, int)
+    noises, seeds = _csv(args.noise_levels, float), _csv(args.seeds, int)
     out = args.out or os.path.join("runs", f"compare-{os.path.basename(base.data.dataset)}-{base.model.backbone}")
     os.makedirs(out, exist_ok=True)
     cache = args.cache_dir or _default_cache()
@@ -260,7 +260,9 @@ def cmd_signals(args: argparse.Namespace) -> int:
         return 2
     from .train import pretrain_backbone
     cache = getattr(args, "cache_dir", None) or _default_cache()
-    rc = scli.main(args, lambda ds: pretrain_backbone(ds, cache_dir=cache))
+    seed = getattr(args, "seed", 0) or 0
+    rc = scli.main(args, lambda ds: pretrain_backbone(ds, seed=seed, cache_dir=cache,
+                                                      progress=not getattr(args, "no_progress", False)))
     return int(rc or 0)
 
 
@@ -291,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "recall20_vs_noise.png and curves.png into --out and prints the table.")
     _add_run_options(c, multi=True)
     c.add_argument("--methods", default="bpr,llmhni", help="comma-separated methods (default bpr,llmhni)")
-    c.add_argument("--noise", default="0,0.2", help="comma-separated noise ratios (default 0,0.2)")
+    c.add_argument("--noise", dest="noise_levels", default="0,0.2", help="comma-separated noise ratios (default 0,0.2)")
     c.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     c.add_argument("--out", help="output folder (default runs/compare-<dataset>-<backbone>)")
     c.add_argument("--force", action="store_true", help="re-run runs that already have results")

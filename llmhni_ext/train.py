@@ -82,7 +82,7 @@ def slice_users(ds, max_users: int):
 
 
 def _edges(e: Any) -> Tuple[Tensor, Tensor]:
-    """(users, items) of an edge list given as [E, 2], [2, E] or a (users, items) pair."""
+    """(users, items) of an edge list given as [2, E] (preferred), [E, 2] or a (users, items) pair."""
     if e is None:
         z = torch.zeros(0, dtype=torch.long)
         return z, z
@@ -92,10 +92,10 @@ def _edges(e: Any) -> Tuple[Tensor, Tensor]:
     if t.numel() == 0:
         z = torch.zeros(0, dtype=torch.long)
         return z, z
+    if t.dim() == 2 and t.shape[0] == 2:   # the signals stage's [2, E]
+        return t[0], t[1]
     if t.dim() == 2 and t.shape[1] == 2:
         return t[:, 0], t[:, 1]
-    if t.dim() == 2 and t.shape[0] == 2:
-        return t[0], t[1]
     raise ValueError(f"edge list must be [E, 2], [2, E] or (users, items), got shape {tuple(t.shape)}")
 
 
@@ -115,7 +115,8 @@ def signals_for(cfg: RunConfig, ds, cache_dir: Optional[str], progress: bool = T
     """The signals stage's output for LLMHNI runs (semantic embeddings, judged edges)."""
     from . import signals as S
     scfg = S.SignalsConfig(**cfg.signals)
-    fn = lambda d: pretrain_backbone(d, seed=cfg.train.seed, cache_dir=cache_dir,  # noqa: E731
+    # the backbone's seed is the data seed, so every training seed shares one set of signals
+    fn = lambda d: pretrain_backbone(d, seed=cfg.data.noise_seed, cache_dir=cache_dir,  # noqa: E731
                                      device=cfg.train.device, progress=progress)
     return S.prepare_signals(ds, scfg, backbone_embeddings=fn, cache_dir=cache_dir)
 
@@ -128,7 +129,7 @@ def _train_hash(ds) -> str:
     return h.hexdigest()[:16]
 
 
-def pretrain_backbone(ds, *, epochs: int = 30, dim: int = 64, layers: int = 3, seed: int = 0,
+def pretrain_backbone(ds, *, epochs: int = 20, dim: int = 64, layers: int = 3, seed: int = 0,
                       cache_dir: Optional[str] = None, device: str = "cpu",
                       progress: bool = True) -> Tuple[Tensor, Tensor]:
     """A short LightGCN/BPR pre-training (early-stopped on validation Recall@20) whose
@@ -145,7 +146,7 @@ def pretrain_backbone(ds, *, epochs: int = 30, dim: int = 64, layers: int = 3, s
     cfg.model.backbone, cfg.model.dim, cfg.model.layers = "lightgcn", dim, layers
     cfg.method.name = "bpr"
     cfg.train.epochs, cfg.train.seed, cfg.train.device = epochs, seed, device
-    cfg.train.progress, cfg.train.patience = progress, 5
+    cfg.train.progress, cfg.train.patience, cfg.train.lr = progress, 3, 0.01
     tr = Trainer(cfg.validate(), ds)
     tr.fit(evaluate_test=False)
     with torch.no_grad():

@@ -63,7 +63,7 @@ def test_denoised_graph_and_quality():
     assert q["removed_vs_noise"]["precision"] == 1.0 and q["removed_vs_noise"]["recall"] == 1.0
     assert tr.adj_pred is tr.adj_gp and tr.adj_gp.nnz == 2 * (len(ds.train) - 15 + 5)
     u, i = denoised_edges(torch.tensor([0, 0, 1]), torch.tensor([1, 2, 0]), 3,
-                          torch.tensor([[1, 2]]), torch.tensor([[0, 2]]))
+                          torch.tensor([[1], [2]]), torch.tensor([[0], [2]]))
     assert list(zip(u.tolist(), i.tolist())) == [(0, 1), (1, 0), (1, 2)]
     cfg = small_cfg("llmhni")
     cfg.method.predict_graph = "original"
@@ -144,7 +144,7 @@ def test_synthetic_world_end_to_end():
     res = Trainer(cfg, ds).fit()
     assert res["test"]["users"] > 0
     sig = tiny_signals(ds)
-    sig.noisy_edges = torch.stack([ds.train.users[ds.train_noise], ds.train.items[ds.train_noise]], 1)
+    sig.noisy_edges = torch.stack([ds.train.users[ds.train_noise], ds.train.items[ds.train_noise]])
     res = Trainer(small_cfg("llmhni", epochs=1), ds, signals=sig).fit()
     assert res["denoising"]["removed_vs_noise"]["precision"] == 1.0
 

@@ -95,7 +95,7 @@ def tiny_signals(ds: Dataset, dim=16, seed=0) -> StandInSignals:
     centers = torch.randn(2, dim, generator=g)
     us = centers[torch.arange(ds.n_users) % 2] + 0.3 * torch.randn(ds.n_users, dim, generator=g)
     it = centers[torch.arange(ds.n_items) % 2] + 0.3 * torch.randn(ds.n_items, dim, generator=g)
-    noisy = torch.stack([ds.train.users[ds.train_noise], ds.train.items[ds.train_noise]], 1) \
-        if ds.train_noise is not None else torch.zeros(0, 2, dtype=torch.long)
-    hard = torch.stack([ds.valid.users[:5], ds.valid.items[:5]], 1)
+    noisy = torch.stack([ds.train.users[ds.train_noise], ds.train.items[ds.train_noise]]) \
+        if ds.train_noise is not None else torch.zeros(2, 0, dtype=torch.long)
+    hard = torch.stack([ds.valid.users[:5], ds.valid.items[:5]])  # [2, E] like the signals stage
     return StandInSignals(us, it, hard, noisy, user_raw=us + 0.5, item_raw=it - 0.5, summary={"stand_in": True})
