@@ -54,20 +54,18 @@ LLMHNI_HD bool fisnan(float a) { return std::isnan(a); }
 #endif
 
 // True when `item` is in the sorted row col[lo, hi).
+// Branch-free (conditional moves), since a draw's outcome is unpredictable.
 template <typename I>
 LLMHNI_HD bool row_contains(const I* col, int64_t lo, int64_t hi, int64_t item) {
-  while (lo < hi) {
-    const int64_t mid = lo + ((hi - lo) >> 1);
-    const int64_t v = static_cast<int64_t>(col[mid]);
-    if (v < item) {
-      lo = mid + 1;
-    } else if (v > item) {
-      hi = mid;
-    } else {
-      return true;
-    }
+  int64_t n = hi - lo;
+  if (n <= 0) return false;
+  const I* base = col + lo;
+  while (n > 1) {
+    const int64_t half = n >> 1;
+    base = (static_cast<int64_t>(base[half]) <= item) ? base + half : base;
+    n -= half;
   }
-  return false;
+  return static_cast<int64_t>(*base) == item;
 }
 
 // First j in [0, n) with cdf[j] > target (n when none).

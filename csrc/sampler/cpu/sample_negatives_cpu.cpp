@@ -47,16 +47,14 @@ void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64
         cand[m] = cands ? cands[s * p.M + m]
                         : draw_candidate(col, lo, hi, p.n_items, p.mode == kPopularity ? cdf : nullptr, p.seed,
                                          p.offset, static_cast<uint64_t>(s * p.M + m), p.max_redraws, dc);
+        if (scored) {  // fetch the row while the next candidates are drawn
+          const char* r = reinterpret_cast<const char*>(ie + cand[m] * p.d);
+          for (int64_t o = 0; o < p.d * static_cast<int64_t>(sizeof(TE)); o += 64) __builtin_prefetch(r + o);
+        }
       }
       int64_t pick = 0;
       if (scored) {
         const TE* eu = ue + u * p.d;
-        // Prefetch the candidates' rows so their cache misses overlap.
-        const int64_t row_bytes = p.d * static_cast<int64_t>(sizeof(TE));
-        for (int64_t m = 0; m < p.M; ++m) {
-          const char* r = reinterpret_cast<const char*>(ie + cand[m] * p.d);
-          for (int64_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(r + o);
-        }
         for (int64_t m = 0; m < p.M; ++m) key[m] = rank_key(lane8_dot(eu, ie + cand[m] * p.d, p.d));
         if (p.mode == kDns) {
           float best = key[0];
