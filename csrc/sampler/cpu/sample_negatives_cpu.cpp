@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <vector>
@@ -24,6 +25,62 @@ struct Params {
   Mode mode;
 };
 
+// uniform / popularity: slots in groups of kGroup whose first draws are searched in
+// lockstep, so that the cache misses of the row look-ups overlap. A first draw that
+// hits a positive goes through draw_candidate (which replays it), so the samples and
+// counts are those of the plain per-slot loop.
+constexpr int kGroup = 16;
+
+template <typename I, typename TE>
+DrawCounts draw_first_interleaved(const Params& p, const I* rowptr, const I* col, const int64_t* users,
+                                  const int64_t* cdf, const TE* ue, const TE* ie, int64_t* neg, float* scores,
+                                  int64_t s0, int64_t s1) {
+  DrawCounts dc;
+  const int64_t* pcdf = p.mode == kPopularity ? cdf : nullptr;
+  const int64_t total = pcdf ? pcdf[p.n_items - 1] : 0;
+  int64_t u[kGroup], lo[kGroup], hi[kGroup], item[kGroup], n[kGroup];
+  const I* base[kGroup];
+  for (int64_t s = s0; s < s1; s += kGroup) {
+    const int g = static_cast<int>(std::min<int64_t>(kGroup, s1 - s));
+    for (int j = 0; j < g; ++j) {
+      u[j] = users[(s + j) / p.N];
+      lo[j] = static_cast<int64_t>(rowptr[u[j]]);
+      hi[j] = static_cast<int64_t>(rowptr[u[j] + 1]);
+      const uint64_t index = static_cast<uint64_t>((s + j) * p.M);
+      if (p.max_redraws > 0) {
+        const Random4 r = random4(p.seed, p.offset, index, 0);
+        item[j] = pcdf ? upper_bound_cdf(pcdf, p.n_items,
+                                         static_cast<int64_t>(uniform_index(r.x[0], r.x[1], static_cast<uint64_t>(total))))
+                       : static_cast<int64_t>(uniform_index(r.x[0], r.x[1], static_cast<uint64_t>(p.n_items)));
+      }
+      n[j] = hi[j] - lo[j];
+      base[j] = col + lo[j];
+    }
+    if (p.max_redraws > 0) {
+      for (bool more = true; more;) {  // branch-free searches, side by side
+        more = false;
+        for (int j = 0; j < g; ++j) {
+          if (n[j] > 1) {
+            const int64_t half = n[j] >> 1;
+            base[j] = (static_cast<int64_t>(base[j][half]) <= item[j]) ? base[j] + half : base[j];
+            n[j] -= half;
+            more = true;
+          }
+        }
+      }
+    }
+    for (int j = 0; j < g; ++j) {
+      const bool hit = p.max_redraws == 0 || (n[j] > 0 && static_cast<int64_t>(*base[j]) == item[j]);
+      const int64_t it = hit ? draw_candidate(col, lo[j], hi[j], p.n_items, pcdf, p.seed, p.offset,
+                                              static_cast<uint64_t>((s + j) * p.M), p.max_redraws, dc)
+                             : item[j];
+      neg[s + j] = it;
+      if (scores) scores[s + j] = lane8_dot(ue + u[j] * p.d, ie + it * p.d, p.d);
+    }
+  }
+  return dc;
+}
+
 template <typename I, typename TE, typename TS>
 void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64_t* users, const int64_t* cands,
                      const int64_t* cdf, const TE* ue, const TE* ie, const TS* us, const TS* is, int64_t* neg,
@@ -34,6 +91,17 @@ void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64
   const int64_t m_draw = scored ? p.M : 1;
   // Uniform draws cost ~0.1 us each: below ~4k slots threads cost more than they save.
   const int64_t grain = scored ? 16 : 4096;
+  if (!scored && !cands) {
+    at::parallel_for(0, S, grain, [&](int64_t s0, int64_t s1) {
+      const DrawCounts dc = draw_first_interleaved(p, rowptr, col, users, cdf, ue, ie, neg, scores, s0, s1);
+      c_rej += dc.rejected;
+      c_exh += dc.exhausted;
+    });
+    counts_out[0] = c_rej.load();
+    counts_out[1] = c_exh.load();
+    counts_out[2] = counts_out[3] = 0;
+    return;
+  }
   at::parallel_for(0, S, grain, [&](int64_t s0, int64_t s1) {
     std::vector<int64_t> cand(static_cast<size_t>(m_draw));
     std::vector<float> key(scored ? static_cast<size_t>(p.M) : 0);
