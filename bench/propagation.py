@@ -139,6 +139,8 @@ def main(argv=None) -> int:
                    help="e.g. yelp2018/realistic, amazon-book/heavy, ml-1m (repeatable)")
     p.add_argument("--memory", default="amazon-book", help="scale whose CSR build memory is measured ('' to skip)")
     p.add_argument("--rows", action="store_true", help="also print ROW lines for gpu_check.sh")
+    p.add_argument("--allow-reference", action="store_true",
+                   help="measure even when no compiled kernels load (the reference twins are slow)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -151,9 +153,14 @@ def main(argv=None) -> int:
     if args.device == "cuda":
         args.memory = ""
     info = backend_info()
+    served = info["ops"]["spmm"].get(args.device, "reference")
+    if served == "reference" and not args.allow_reference:
+        print(f"propagation: no compiled kernel serves spmm on {args.device} ({info['reason']}); "
+              "build the extension (pip install .) or pass --allow-reference", file=sys.stderr)
+        return 2
     machine = torch.cuda.get_device_name() if args.device == "cuda" else f"{graphs.cpu_model()}, {args.threads} threads"
     rows = run(args)
-    print(f"\nllmhni graph propagation, d = {args.dim}, backend {info['mode']}, {machine}, torch {torch.__version__}")
+    print(f"\nllmhni graph propagation, d = {args.dim}, backend {served}, {machine}, torch {torch.__version__}")
     print("| op | graph | llmhni | peer | peer time | peer / llmhni |")
     print("|---|---|---|---|---|---|")
     for area, case, ours, peer, theirs in rows:

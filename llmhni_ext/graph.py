@@ -40,7 +40,7 @@ class CSR:
     n_cols: int
     symmetric: bool = False
     # A^T's structure, computed once on first use by a backward pass (see transpose_parts).
-    _cache: Dict[str, Tuple[Tensor, Tensor, Tensor]] = field(default_factory=dict, compare=False, repr=False)
+    _cache: Dict[str, tuple] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def nnz(self) -> int:
@@ -68,10 +68,13 @@ class CSR:
         keeps the structure)."""
         if self.symmetric:
             return self.rowptr, self.col, None
-        if "t" not in self._cache:
+        hit = self._cache.get("t")
+        # valid only for these very structure tensors (dataclasses.replace may swap them)
+        if hit is None or hit[0] is not self.rowptr or hit[1] is not self.col:
             from .ops import graph as _ops
-            self._cache["t"] = _ops.csr_transpose(self.rowptr, self.col, self.n_cols)
-        return self._cache["t"]
+            hit = (self.rowptr, self.col, _ops.csr_transpose(self.rowptr, self.col, self.n_cols))
+            self._cache["t"] = hit
+        return hit[2]
 
     def transpose(self) -> "CSR":
         """A^T as a CSR (values permuted; structure cached)."""

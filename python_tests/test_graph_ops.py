@@ -2,6 +2,7 @@
 lightgcn_propagate): compiled kernels against their reference twins, autograd,
 determinism, and clear errors on bad input."""
 import contextlib
+import dataclasses
 import os
 
 import pytest
@@ -110,6 +111,19 @@ def test_graph_api_builds_int32_symmetric_csr():
     torch.testing.assert_close(dense, dense.T)
     b = graph.csr_from_coo(u, i, 40, 55)
     assert b.value is None and b.nnz == torch.unique(u * 55 + i).numel()
+
+
+def test_transpose_cache_follows_the_structure():
+    rp, c = _rect_csr(9, 5, 20, seed=1)
+    a = graph.CSR(rp, c, torch.rand(c.numel()), 9, 5)
+    first = a.transpose_parts()
+    assert a.transpose_parts()[0] is first[0]  # cached
+    assert a.with_value(torch.rand(c.numel())).transpose_parts()[0] is first[0]  # same structure
+    rp2, c2 = _rect_csr(9, 5, 25, seed=2)
+    b = dataclasses.replace(a, rowptr=rp2, col=c2, value=torch.rand(c2.numel()))
+    for got, want in zip(b.transpose_parts(), reference.csr_transpose(rp2, c2, 5)):
+        assert torch.equal(got, want)
+    torch.testing.assert_close(a.transpose().to_dense(), a.to_dense().T)
 
 
 # ---------------------------------------------------------------- products
