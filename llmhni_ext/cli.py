@@ -230,7 +230,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         if isinstance(v, dict):
             print(f"{k}:")
             for k2, v2 in v.items():
-                print(f"  {k2}: {v2}")
+                if isinstance(v2, dict):
+                    v2 = ", ".join(f"{dev}={how}" for dev, how in v2.items())
+                elif isinstance(v2, list):
+                    v2 = ", ".join(map(str, v2)) if v2 else "(none)"
+                print(f"  {k2:20s} {v2}")
         elif isinstance(v, list):
             print(f"{k}: {', '.join(map(str, v)) if v else '(none)'}")
         else:

@@ -620,4 +620,5 @@ def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: bool = F
         if "valid_recall@20" in rec:
             msg += f"  valid R@20 {rec['valid_recall@20']:.4f}  N@20 {rec['valid_ndcg@20']:.4f}"
         log(msg)
-    return tr.fit(on_epoch=on_epoch if cfg.train.progress else None, handle_sigint=handle_sigint)
+        sys.stdout.flush()
+    return tr.fit(on_epoch=on_epoch, handle_sigint=handle_sigint)
