@@ -152,8 +152,8 @@ class NegativeSampler:
                return_info: bool = False):
         """Negatives for a batch: LongTensor [B] (or [B, num_negatives]) on ``users.device``.
 
-        ``pos_items`` (the batch's positives, optional) are validated only: they are
-        training positives and rejected like every other. ``num_candidates`` defaults to
+        ``pos_items`` (the batch's positives, optional) are validated only (shape; ids on
+        the CPU): they are training positives and rejected like every other. ``num_candidates`` defaults to
         1 for uniform/popularity and 64 for dns/llmhni. ``candidates`` ([B, M] or
         [B, num_negatives, M]) replaces the random draw (used as given, no rejection).
         ``offset`` overrides this call's random offset without advancing the sampler
@@ -172,7 +172,8 @@ class NegativeSampler:
             if pos_items.shape != users.shape or pos_items.is_floating_point():
                 raise ValueError(f"NegativeSampler.sample: pos_items must be integer of shape {tuple(users.shape)}, "
                                  f"got {pos_items.dtype} of shape {tuple(pos_items.shape)}")
-            if pos_items.numel() and (int(pos_items.min()) < 0 or int(pos_items.max()) >= self.n_items):
+            if pos_items.device.type == "cpu" and pos_items.numel() and (  # no host sync on a GPU
+                    int(pos_items.min()) < 0 or int(pos_items.max()) >= self.n_items):
                 raise ValueError(f"NegativeSampler.sample: pos_items must lie in [0, {self.n_items})")
         if num_candidates is None:
             num_candidates = 1 if mode in ("uniform", "popularity") else 64
