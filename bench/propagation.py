@@ -37,11 +37,21 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _timed(fn, device: str, repeats: int) -> float:
-    def run():
+def _pair(ours, peer, device: str, repeats: int):
+    """(ours ms, peer ms): best of `repeats`, the two run alternately so that both see the
+    same machine load (this CPU is shared; the minimum is the least disturbed run)."""
+    import time
+    t_ours, t_peer = [], []
+    for fn in (ours, peer):  # warm-up
         fn()
         _sync(device)
-    return graphs.timeit(run, repeats=repeats, warmup=2)
+    for _ in range(repeats):
+        for fn, ts in ((ours, t_ours), (peer, t_peer)):
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            ts.append(time.perf_counter() - t0)
+    return min(t_ours) * 1e3, min(t_peer) * 1e3
 
 
 _MEM_PROBE = r"""
@@ -91,22 +101,22 @@ def run(args) -> list:
         name = f"{scale}/{kind}" if scale != "ml-1m" else "ml-1m"
         adj = graph.normalized_bipartite_adj(u, i, nu, ni)
         if device == "cpu":
-            t_ours = _timed(lambda: graph.normalized_bipartite_adj(u, i, nu, ni), device, max(3, args.repeats // 2))
-            t_sp = _timed(lambda: graphs.scipy_norm_adj(u, i, nu, ni), device, max(3, args.repeats // 2))
+            t_ours, t_sp = _pair(lambda: graph.normalized_bipartite_adj(u, i, nu, ni),
+                                 lambda: graphs.scipy_norm_adj(u, i, nu, ni), device, max(3, args.repeats // 2))
             rows.append(("build norm adj", name, t_ours, "scipy (LightGCN code)", t_sp))
         adj = adj.to(device)
         x = torch.randn(adj.n_rows, args.dim, device=device)
         csr = graphs.torch_csr(adj.to("cpu")).to(device)
         coo = graphs.torch_coo(adj.to("cpu")).to(device)
-        t_ours = _timed(lambda: graph.spmm(adj, x), device, args.repeats)
-        rows.append(("spmm fwd", name, t_ours, "torch.sparse.mm CSR", _timed(lambda: torch.sparse.mm(csr, x), device,
-                                                                             args.repeats)))
+        t = _pair(lambda: graph.spmm(adj, x), lambda: torch.sparse.mm(csr, x), device, args.repeats)
+        rows.append(("spmm fwd", name, t[0], "torch.sparse.mm CSR", t[1]))
         if device == "cpu":
             sp_a, xn = graphs.scipy_csr(adj), x.numpy()
-            rows.append(("spmm fwd", name, t_ours, "scipy CSR @ dense", _timed(lambda: sp_a @ xn, device, args.repeats)))
+            t = _pair(lambda: graph.spmm(adj, x), lambda: sp_a @ xn, device, args.repeats)
+            rows.append(("spmm fwd", name, t[0], "scipy CSR @ dense", t[1]))
         else:
-            rows.append(("spmm fwd", name, t_ours, "torch.sparse.mm COO",
-                         _timed(lambda: torch.sparse.mm(coo, x), device, args.repeats)))
+            t = _pair(lambda: graph.spmm(adj, x), lambda: torch.sparse.mm(coo, x), device, args.repeats)
+            rows.append(("spmm fwd", name, t[0], "torch.sparse.mm COO", t[1]))
         g = torch.randn_like(x)
         xg = x.clone().requires_grad_()
 
@@ -118,8 +128,8 @@ def run(args) -> list:
             out = graphs.recbole_propagate(coo, xg, 3)
             torch.autograd.grad(out, xg, g)
 
-        rows.append(("LightGCN 3 layers fwd+bwd", name, _timed(ours_fb, device, args.repeats),
-                     "torch.sparse.mm COO (RecBole/SELFRec)", _timed(peer_fb, device, args.repeats)))
+        t = _pair(ours_fb, peer_fb, device, args.repeats)
+        rows.append(("LightGCN 3 layers fwd+bwd", name, t[0], "torch.sparse.mm COO (RecBole/SELFRec)", t[1]))
     if device == "cpu" and args.memory:
         mem = build_memory(args.memory, args.threads)
         if mem is not None:
@@ -160,7 +170,8 @@ def main(argv=None) -> int:
         return 2
     machine = torch.cuda.get_device_name() if args.device == "cuda" else f"{graphs.cpu_model()}, {args.threads} threads"
     rows = run(args)
-    print(f"\nllmhni graph propagation, d = {args.dim}, backend {served}, {machine}, torch {torch.__version__}")
+    print(f"\nllmhni graph propagation, d = {args.dim}, backend {served}, {machine}, torch {torch.__version__}; "
+          f"best of {args.repeats}, llmhni and peer alternating")
     print("| op | graph | llmhni | peer | peer time | peer / llmhni |")
     print("|---|---|---|---|---|---|")
     for area, case, ours, peer, theirs in rows:
