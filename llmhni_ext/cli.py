@@ -91,6 +91,13 @@ def resolve_config(args: argparse.Namespace) -> C.RunConfig:
     return C.apply_overrides(cfg, over)
 
 
+def _apply_threads(cfg: C.RunConfig) -> None:
+    """Set torch's thread count before anything heavy runs (signals, pre-training, training)."""
+    if cfg.train.threads > 0:
+        import torch
+        torch.set_num_threads(cfg.train.threads)
+
+
 def _default_out(cfg: C.RunConfig) -> str:
     ds = os.path.basename(cfg.data.dataset.rstrip("/"))
     return os.path.join("runs", f"{ds}-{cfg.model.backbone}-{cfg.method.name}-noise{cfg.data.noise:g}-seed{cfg.train.seed}")
@@ -101,6 +108,7 @@ def _default_out(cfg: C.RunConfig) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import Interrupted, run_training
     cfg = resolve_config(args)
+    _apply_threads(cfg)
     out = args.out or cfg.out or _default_out(cfg)
     cfg.out = out
     print(f"llmhni train: {cfg.method.name} on {cfg.model.backbone}, {cfg.data.dataset}, noise {cfg.data.noise:g}, "
@@ -137,6 +145,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import markdown_table, plot_curves, plot_noise, summarize
     from .train import Interrupted, load_run_dataset, run_training, signals_for
     base = resolve_config(args)
+    _apply_threads(base)
     methods = _csv(args.methods)
     for m in methods:
         if m not in METHODS:
