@@ -34,7 +34,7 @@ class SignalsConfig:
     align: bool = True                 #: False = "without objective alignment": raw text similarity
     proj_dim: int = 64
     proj_hidden: int = 256
-    proj_epochs: int = 60
+    proj_epochs: int = 20
     proj_batch: int = 1024
     proj_lr: float = 1e-3
     proj_tau: float = 0.1
