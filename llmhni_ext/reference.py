@@ -230,28 +230,6 @@ def _words(seed: int, offset: int, index: Tensor, attempt: int) -> Tuple[Tensor,
     return r[:, j], r[:, j + 1]
 
 
-def _complement_uniform(row: Tensor, t: int) -> int:
-    """The t-th (0-based) item not in the sorted row: t + #{k : row[k] - k <= t}."""
-    k = torch.arange(row.numel(), device=row.device)
-    return t + int(((row - k) <= t).sum())
-
-
-def _complement_popularity(row: Tensor, cdf: Tensor, t: int) -> int:
-    """Item j of the complement of ``row`` whose cumulative complement mass first exceeds t."""
-    prev_end = -1   # last positive item passed
-    base = 0        # complement mass before item prev_end + 1
-    for r in row.tolist() + [cdf.numel()]:
-        lo_mass = int(cdf[prev_end]) if prev_end >= 0 else 0
-        hi_mass = int(cdf[r - 1]) if r >= 1 else 0
-        seg = hi_mass - lo_mass  # mass of items prev_end+1 .. r-1
-        if t < base + seg:
-            target = lo_mass + (t - base)
-            return int(torch.searchsorted(cdf, torch.tensor([target], device=cdf.device), right=True)[0])
-        base += seg
-        prev_end = r
-    raise AssertionError("unreachable: t below the complement mass")
-
-
 def sample_negatives(rowptr: Tensor, col: Tensor, users: Tensor, n_items: int, mode: str,
                      num_negatives: int, num_candidates: int, top_k: int, sim_threshold: float,
                      seed: int, offset: int, max_redraws: int, candidates: Optional[Tensor] = None,
@@ -338,19 +316,35 @@ def _sampler_draw(rowptr: Tensor, col: Tensor, u_slot: Tensor, n_items: int, M: 
         out[pending[~hit]] = item[~hit]
         counts[0] += int(hit.sum())
         pending = pending[hit]
-    for p in pending.tolist():  # exact fallback: rank mapping into the complement of the row
-        counts[1] += 1
-        r = philox_random(seed, offset, index[p:p + 1], SAMPLER_FALLBACK_SUB)
-        u = int(uu[p])
-        row = col[int(rowptr[u]):int(rowptr[u + 1])]
-        mass = 0
+    if pending.numel():
+        # Exact fallback. Uniform: the t-th item not in the row is t + #{k : row[k] - k <= t}.
+        # Popularity: the first j whose complement mass cdf[j] - (row mass up to j) exceeds t
+        # (uniform rank mapping when the complement has no mass).
+        counts[1] += pending.numel()
+        r = philox_random(seed, offset, index[pending], SAMPLER_FALLBACK_SUB)
+        u = uu[pending]
+        start, end = rowptr[u], rowptr[u + 1]
+        # uniform rank mapping: t + #{k : row[k] - k <= t}, by searchsorted over (row, col - local index)
+        local = torch.arange(col.numel(), device=dev) - rowptr[row_ids]
+        shifted = row_ids * (n_items + 1) + (col - local)
+        t = uniform_index(r[:, 0], r[:, 1], n_items - (end - start))
+        item = t + torch.searchsorted(shifted, u * (n_items + 1) + t, right=True) - start
         if cdf is not None:
-            w = cdf[row] - torch.where(row > 0, cdf[(row - 1).clamp(min=0)], torch.zeros_like(row))
-            mass = total - int(w.sum())
-        if mass > 0:
-            out[p] = _complement_popularity(row, cdf, int(uniform_index(r[:, 0], r[:, 1], mass)[0]))
-        else:
-            out[p] = _complement_uniform(row, int(uniform_index(r[:, 0], r[:, 1], n_items - row.numel())[0]))
+            w_item = cdf - torch.cat([cdf.new_zeros(1), cdf[:-1]])
+            cum = torch.cat([cdf.new_zeros(1), torch.cumsum(w_item[col], 0)])
+            mass = total - (cum[end] - cum[start])
+            has_mass = mass > 0
+            tp = uniform_index(r[:, 0], r[:, 1], mass.clamp(min=1))
+            # smallest j whose complement cumulative mass cdf[j] - (row mass up to j) exceeds tp
+            lo, hi = torch.zeros_like(tp), torch.full_like(tp, n_items - 1)
+            while bool((lo < hi).any()):
+                mid = (lo + hi) // 2
+                removed = cum[torch.searchsorted(keys, u * n_items + mid, right=True)] - cum[start]
+                above = cdf[mid] - removed > tp
+                hi = torch.where(above, mid, hi)
+                lo = torch.where(above, lo, torch.minimum(mid + 1, hi))
+            item = torch.where(has_mass, lo, item)
+        out[pending] = item
     return out.reshape(S, m_draw)
 
 
