@@ -46,16 +46,27 @@ def load_graph(scale: str = "yelp2018", seed: int = 0):
     return graphs.interactions(scale, "realistic", seed=seed)
 
 
+CPU_MS: dict = {}  # id(fn) -> median process CPU time (all threads) of the last timeit
+
+
 def timeit(fn, repeats: int, warmup: int = 1) -> float:
-    """Median wall time in ms."""
+    """Median wall time in ms (the median CPU time of the process goes to CPU_MS[id(fn)])."""
     for _ in range(warmup):
         fn()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    CPU_MS[id(fn)] = 1e3 * float(np.median(cpu))
     return 1e3 * float(np.median(times))
+
+
+def timed(fn, repeats: int):
+    """(wall ms, CPU ms) medians."""
+    wall = timeit(fn, repeats)
+    return wall, CPU_MS[id(fn)]
 
 
 def sgl_rebuild(users_np: np.ndarray, items_np: np.ndarray, n_users: int, n_items: int, keep: float,
@@ -129,6 +140,15 @@ def main() -> None:
           f"(edge_drop: {_backend.backend_for('edge_drop_compact', 'cpu')}, "
           f"infonce: {_backend.backend_for('infonce', 'cpu')}, "
           f"propagate: {_backend.backend_for('lightgcn_propagate', 'cpu')})")
+    B, d = args.batch, args.dim
+    memory_lines = []  # measured first, in fresh processes, before this one grows
+    for P in (1, 2):
+        mem_ref = peak_mib("torch", B, d, P)
+        mem_ours = peak_mib("llmhni", B, d, P)
+        memory_lines.append(
+            f"InfoNCE fwd+bwd extra peak memory (B={B}, d={d}, {P} pair(s); peak RSS growth): "
+            f"PyTorch {mem_ref:.1f} MiB, llmhni {mem_ours:.1f} MiB "
+            f"(inputs {P * B * d * 4 * 2 / 2**20:.1f} MiB; one B x B fp32 matrix {B * B * 4 / 2**20:.1f} MiB)")
     users, items, nu, ni = load_graph(args.scale)
     adj = G.normalized_bipartite_adj(users, items, nu, ni)
     print(f"# graph: {args.scale} realistic, {nu} users, {ni} items, {users.numel()} interactions, "
@@ -138,15 +158,15 @@ def main() -> None:
     # --- dropped view: ours vs SGL's rebuild
     u_np, i_np = users.numpy(), items.numpy()
     rng = np.random.default_rng(0)
-    t_sgl = timeit(lambda: sgl_rebuild(u_np, i_np, nu, ni, args.keep, rng), args.repeats)
+    t_sgl, c_sgl = timed(lambda: sgl_rebuild(u_np, i_np, nu, ni, args.keep, rng), args.repeats)
     off = iter(range(10**9))
-    t_compact = timeit(lambda: edge_drop_views(adj, args.keep, offset=next(off)), args.repeats)
-    t_mask = timeit(lambda: edge_drop_views(adj, args.keep, offset=next(off), compact=False), args.repeats)
-    t_two = timeit(lambda: edge_drop_views(adj, args.keep, num_views=2, offset=next(off)), args.repeats)
-    rows += [("dropped view: SGL CPU rebuild (scipy, torch sparse)", t_sgl, 1.0),
-             ("dropped view: llmhni compacted", t_compact, t_sgl / t_compact),
-             ("dropped view: llmhni zeroed values", t_mask, t_sgl / t_mask),
-             ("2 dropped views in one call: llmhni compacted", t_two, 2 * t_sgl / t_two)]
+    t_compact, c_compact = timed(lambda: edge_drop_views(adj, args.keep, offset=next(off)), args.repeats)
+    t_mask, c_mask = timed(lambda: edge_drop_views(adj, args.keep, offset=next(off), compact=False), args.repeats)
+    t_two, c_two = timed(lambda: edge_drop_views(adj, args.keep, num_views=2, offset=next(off)), args.repeats)
+    rows += [("dropped view: SGL CPU rebuild (scipy, torch sparse)", t_sgl, 1.0, c_sgl, 1.0),
+             ("dropped view: llmhni compacted", t_compact, t_sgl / t_compact, c_compact, c_sgl / c_compact),
+             ("dropped view: llmhni zeroed values", t_mask, t_sgl / t_mask, c_mask, c_sgl / c_mask),
+             ("2 dropped views in one call: llmhni compacted", t_two, 2 * t_sgl / t_two, c_two, 2 * c_sgl / c_two)]
 
     # --- end to end: view + 3-layer propagation forward and backward
     x0 = torch.randn(adj.n_rows, args.dim)
@@ -155,31 +175,26 @@ def main() -> None:
         view = edge_drop_views(adj, args.keep, offset=next(off), compact=compact)[0]
         x = x0.detach().requires_grad_(True)
         G.propagate(view, x, 3).sum().backward()
-    e2e_c = timeit(lambda: end_to_end(True), max(3, args.repeats // 2))
-    e2e_m = timeit(lambda: end_to_end(False), max(3, args.repeats // 2))
-    rows += [("view + 3-layer propagate fwd+bwd: zeroed values", e2e_m, 1.0),
-             ("view + 3-layer propagate fwd+bwd: compacted", e2e_c, e2e_m / e2e_c)]
+    e2e_c, ce2e_c = timed(lambda: end_to_end(True), max(3, args.repeats // 2))
+    e2e_m, ce2e_m = timed(lambda: end_to_end(False), max(3, args.repeats // 2))
+    rows += [("view + 3-layer propagate fwd+bwd: zeroed values", e2e_m, 1.0, ce2e_m, 1.0),
+             ("view + 3-layer propagate fwd+bwd: compacted", e2e_c, e2e_m / e2e_c, ce2e_c, ce2e_m / ce2e_c)]
 
     # --- InfoNCE forward + backward
-    B, d = args.batch, args.dim
     for P in (1, 2):
         a = torch.randn(P, B, d, requires_grad=True)
         b = torch.randn(P, B, d, requires_grad=True)
-        t_ref = timeit(lambda: sum(torch_infonce(a[p], b[p], 0.2) for p in range(P)).backward(), args.repeats)
-        t_ours = timeit(lambda: infonce(a, b, 0.2).sum().backward(), args.repeats)
-        rows += [(f"InfoNCE fwd+bwd, {P} pair(s): PyTorch (normalize, matmul, cross_entropy)", t_ref, 1.0),
-                 (f"InfoNCE fwd+bwd, {P} pair(s): llmhni", t_ours, t_ref / t_ours)]
-    print("| what | ms | ratio (peer / this) |")
-    print("|---|---:|---:|")
-    for name, ms, ratio in rows:
-        print(f"| {name} | {ms:.2f} | {ratio:.2f}x |")
+        t_ref, c_ref = timed(lambda: sum(torch_infonce(a[p], b[p], 0.2) for p in range(P)).backward(), args.repeats)
+        t_ours, c_ours = timed(lambda: infonce(a, b, 0.2).sum().backward(), args.repeats)
+        rows += [(f"InfoNCE fwd+bwd, {P} pair(s): PyTorch (normalize, matmul, cross_entropy)", t_ref, 1.0, c_ref, 1.0),
+                 (f"InfoNCE fwd+bwd, {P} pair(s): llmhni", t_ours, t_ref / t_ours, c_ours, c_ref / c_ours)]
+    print("| what | wall ms | ratio (peer / this) | CPU ms (all threads) | CPU ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for name, ms, ratio, cpu, cpu_ratio in rows:
+        print(f"| {name} | {ms:.2f} | {ratio:.2f}x | {cpu:.2f} | {cpu_ratio:.2f}x |")
     print()
-    for P in (1, 2):
-        mem_ref = peak_mib("torch", B, d, P)
-        mem_ours = peak_mib("llmhni", B, d, P)
-        print(f"InfoNCE fwd+bwd extra peak memory (B={B}, d={d}, {P} pair(s); peak RSS growth): "
-              f"PyTorch {mem_ref:.1f} MiB, llmhni {mem_ours:.1f} MiB "
-              f"(inputs {P * B * d * 4 * 2 / 2**20:.1f} MiB; one B x B fp32 matrix {B * B * 4 / 2**20:.1f} MiB)")
+    for line in memory_lines:
+        print(line)
 
 
 if __name__ == "__main__":

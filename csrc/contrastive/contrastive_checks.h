@@ -28,22 +28,6 @@ inline void check_edge_drop_args(const at::Tensor& rowptr, const at::Tensor& col
   TORCH_CHECK(num_views <= (int64_t(1) << 20), op, ": num_views must be at most 2^20, got ", num_views);
 }
 
-// Content checks for a CSR on the CPU: rowptr[0] == 0, non-decreasing, rowptr[n] == nnz,
-// columns in [0, n). O(n + nnz), done once per call before any kernel work.
-template <typename idx_t>
-inline void check_csr_content_cpu(const at::Tensor& rowptr, const at::Tensor& col, const char* op) {
-  const idx_t* rp = rowptr.data_ptr<idx_t>();
-  const int64_t n = rowptr.numel() - 1, nnz = col.numel();
-  TORCH_CHECK(rp[0] == 0, op, ": rowptr[0] must be 0, got ", static_cast<int64_t>(rp[0]));
-  TORCH_CHECK(static_cast<int64_t>(rp[n]) == nnz, op, ": rowptr[-1] must equal col.numel() = ", nnz, ", got ",
-              static_cast<int64_t>(rp[n]));
-  for (int64_t r = 0; r < n; ++r) {
-    TORCH_CHECK(rp[r] <= rp[r + 1], op, ": rowptr must be non-decreasing, but rowptr[", r, "] = ",
-                static_cast<int64_t>(rp[r]), " > rowptr[", r + 1, "] = ", static_cast<int64_t>(rp[r + 1]));
-  }
-  check_range(col, n, op, "col");
-}
-
 inline void check_infonce_args(const at::Tensor& a, const at::Tensor& b, double temperature, const char* op) {
   check_floating(a, op, "a");
   check_floating(b, op, "b");

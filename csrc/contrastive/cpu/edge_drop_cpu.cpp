@@ -19,67 +19,117 @@
 namespace llmhni {
 namespace {
 
-constexpr int64_t kRowGrain = 256;
-constexpr int64_t kChunk = 2048;  // entries per Philox batch (fits in L1 with its words)
+constexpr int64_t kChunk = 2048;       // entries per Philox batch (fits in L1 with its words)
+constexpr int64_t kWorkChunks = 64;     // row ranges of about equal work, spread over the threads
 
 // keep iff uniform_float(w) < p, i.e. (w >> 8) < ceil(p * 2^24) (p float32: exact).
 inline uint32_t keep_threshold(float p) { return static_cast<uint32_t>(std::ceil(static_cast<double>(p) * 16777216.0)); }
 
+// Row boundaries of kWorkChunks ranges with about equal (entries + rows): degrees are
+// skewed, so equal row counts would leave one thread with most of the work.
+template <typename idx_t>
+std::vector<int64_t> balanced_rows(const idx_t* rp, int64_t n, int64_t nnz) {
+  std::vector<int64_t> bound(kWorkChunks + 1, n);
+  const int64_t total = nnz + n;
+  bound[0] = 0;
+  for (int64_t t = 1; t < kWorkChunks; ++t) {
+    const int64_t target = total / kWorkChunks * t + total % kWorkChunks * t / kWorkChunks;
+    int64_t lo = bound[t - 1], hi = n;  // first row r with rp[r] + r >= target
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      if (static_cast<int64_t>(rp[mid]) + mid >= target) hi = mid; else lo = mid + 1;
+    }
+    bound[t] = lo;
+  }
+  return bound;
+}
+
+template <typename F>
+void for_each_row_range(const std::vector<int64_t>& bound, const F& f) {
+  at::parallel_for(0, kWorkChunks, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      if (bound[t] < bound[t + 1]) f(bound[t], bound[t + 1]);
+    }
+  });
+}
+
 // keep[v * nnz + k] in {0, 1}; deg[v * n + r] = kept entries of row r in view v.
+// Columns are range-checked on the way (before anything is indexed by them).
 template <typename idx_t>
 void draw_keep(const idx_t* rp, const idx_t* col, int64_t n, int64_t nnz, int64_t views, uint64_t seed,
-               uint64_t offset, float p, uint8_t* keep, int32_t* deg) {
+               uint64_t offset, float p, uint8_t* keep, int32_t* deg, const std::vector<int64_t>& bound,
+               const char* op) {
   const uint64_t un = static_cast<uint64_t>(n);
   const uint32_t threshold = keep_threshold(p);
-  at::parallel_for(0, n, kRowGrain, [&](int64_t begin, int64_t end) {
+  std::vector<int64_t> bad_at(kWorkChunks, -1);
+  at::parallel_for(0, kWorkChunks, 1, [&](int64_t t0, int64_t t1) {
     std::vector<uint64_t> keys(kChunk);
     std::vector<uint32_t> words(4 * kChunk);
-    const int64_t e0 = rp[begin], e1 = rp[end];
-    int64_t r = begin;
-    for (int64_t c0 = e0; c0 < e1; c0 += kChunk) {
-      const int64_t m = std::min<int64_t>(kChunk, e1 - c0);
-      // canonical key min(r, c) * n + max(r, c) of every entry in the chunk
-      for (int64_t i = 0; i < m; ++i) {
-        const int64_t k = c0 + i;
-        while (static_cast<int64_t>(rp[r + 1]) <= k) ++r;
-        const uint64_t c = static_cast<uint64_t>(col[k]), ur = static_cast<uint64_t>(r);
-        keys[i] = (ur < c ? ur : c) * un + (ur < c ? c : ur);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t begin = bound[t], end = bound[t + 1];
+      if (begin >= end) continue;
+      const int64_t e0 = rp[begin], e1 = rp[end];
+      int64_t r = begin;
+      bool bad = false;
+      for (int64_t c0 = e0; c0 < e1; c0 += kChunk) {
+        const int64_t m = std::min<int64_t>(kChunk, e1 - c0);
+        // canonical key min(r, c) * n + max(r, c) of every entry in the chunk
+        for (int64_t i = 0; i < m; ++i) {
+          const int64_t k = c0 + i;
+          while (static_cast<int64_t>(rp[r + 1]) <= k) ++r;
+          const uint64_t c = static_cast<uint64_t>(static_cast<int64_t>(col[k])), ur = static_cast<uint64_t>(r);
+          bad |= c >= un;  // negative columns wrap to huge values
+          keys[i] = (ur < c ? ur : c) * un + (ur < c ? c : ur);
+        }
+        for (int64_t g = 0; g < views; g += 4) {
+          philox_many(seed, offset, keys.data(), m, static_cast<uint32_t>(g / 4), words.data());
+          const int64_t w = std::min<int64_t>(4, views - g);
+          for (int64_t j = 0; j < w; ++j) {
+            const uint32_t* wj = words.data() + j * m;
+            uint8_t* kj = keep + (g + j) * nnz + c0;
+            for (int64_t i = 0; i < m; ++i) kj[i] = (wj[i] >> 8) < threshold ? 1 : 0;
+          }
+        }
       }
-      for (int64_t g = 0; g < views; g += 4) {
-        philox_many(seed, offset, keys.data(), m, static_cast<uint32_t>(g / 4), words.data());
-        const int64_t w = std::min<int64_t>(4, views - g);
-        for (int64_t j = 0; j < w; ++j) {
-          const uint32_t* wj = words.data() + j * m;
-          uint8_t* kj = keep + (g + j) * nnz + c0;
-          for (int64_t i = 0; i < m; ++i) kj[i] = (wj[i] >> 8) < threshold ? 1 : 0;
+      if (bad) {
+        for (int64_t k = e0; k < e1; ++k) {
+          if (col[k] < 0 || static_cast<int64_t>(col[k]) >= n) {
+            bad_at[t] = k;
+            break;
+          }
+        }
+      }
+      for (int64_t v = 0; v < views; ++v) {
+        const uint8_t* kv = keep + v * nnz;
+        for (int64_t rr = begin; rr < end; ++rr) {
+          int32_t cnt = 0;
+          for (int64_t k = rp[rr]; k < rp[rr + 1]; ++k) cnt += kv[k];
+          deg[v * n + rr] = cnt;
         }
       }
     }
-    for (int64_t v = 0; v < views; ++v) {
-      const uint8_t* kv = keep + v * nnz;
-      for (int64_t rr = begin; rr < end; ++rr) {
-        int32_t cnt = 0;
-        for (int64_t k = rp[rr]; k < rp[rr + 1]; ++k) cnt += kv[k];
-        deg[v * n + rr] = cnt;
-      }
-    }
   });
+  for (int64_t t = 0; t < kWorkChunks; ++t) {
+    TORCH_CHECK(bad_at[t] < 0, op, ": col[", bad_at[t], "] = ", bad_at[t] < 0 ? 0 : static_cast<int64_t>(col[bad_at[t]]),
+                " is out of range for a square graph of ", n, " nodes");
+  }
 }
 
-// dinv[v * n + r] = deg > 0 ? 1 / sqrt(deg) : 0, in double (correctly rounded like the reference).
-at::Tensor inverse_sqrt_degrees(const at::Tensor& deg) {
-  auto dinv = at::empty(deg.sizes(), deg.options().dtype(at::kDouble));
-  const int32_t* d = deg.data_ptr<int32_t>();
-  double* o = dinv.data_ptr<double>();
-  at::parallel_for(0, deg.numel(), 4096, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) o[i] = d[i] > 0 ? 1.0 / std::sqrt(static_cast<double>(d[i])) : 0.0;
-  });
-  return dinv;
-}
+// 1 / sqrt(deg) (0 for isolated rows) in double: correctly rounded, like the reference.
+inline double inv_sqrt_degree(int32_t d) { return d > 0 ? 1.0 / std::sqrt(static_cast<double>(d)) : 0.0; }
 
+// rowptr checks: rowptr[0] == 0, non-decreasing, rowptr[n] == nnz (O(n), serial).
 template <typename idx_t>
-void validate(const at::Tensor& rowptr, const at::Tensor& col, const char* op) {
-  check_csr_content_cpu<idx_t>(rowptr, col, op);
+void check_rowptr(const at::Tensor& rowptr, int64_t nnz, const char* op) {
+  const idx_t* rp = rowptr.data_ptr<idx_t>();
+  const int64_t n = rowptr.numel() - 1;
+  TORCH_CHECK(rp[0] == 0, op, ": rowptr[0] must be 0, got ", static_cast<int64_t>(rp[0]));
+  TORCH_CHECK(static_cast<int64_t>(rp[n]) == nnz, op, ": rowptr[-1] must equal col.numel() = ", nnz, ", got ",
+              static_cast<int64_t>(rp[n]));
+  for (int64_t r = 0; r < n; ++r) {
+    TORCH_CHECK(rp[r] <= rp[r + 1], op, ": rowptr must be non-decreasing, but rowptr[", r, "] = ",
+                static_cast<int64_t>(rp[r]), " > rowptr[", r + 1, "] = ", static_cast<int64_t>(rp[r + 1]));
+  }
 }
 
 at::Tensor edge_drop_mask_cpu(const at::Tensor& rowptr_in, const at::Tensor& col_in, double keep_prob,
@@ -92,20 +142,22 @@ at::Tensor edge_drop_mask_cpu(const at::Tensor& rowptr_in, const at::Tensor& col
   const int64_t n = rowptr.numel() - 1, nnz = col.numel();
   auto value = at::empty({num_views, nnz}, col.options().dtype(at::kFloat));
   AT_DISPATCH_INDEX_TYPES(rowptr.scalar_type(), "edge_drop_mask_cpu", [&] {
-    validate<index_t>(rowptr, col, op);
+    check_rowptr<index_t>(rowptr, nnz, op);
     const index_t* rp = rowptr.data_ptr<index_t>();
     const index_t* cp = col.data_ptr<index_t>();
+    const auto bound = balanced_rows(rp, n, nnz);
     auto keep = at::empty({num_views, nnz}, col.options().dtype(at::kByte));
     auto deg = at::empty({num_views, n}, col.options().dtype(at::kInt));
     draw_keep<index_t>(rp, cp, n, nnz, num_views, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
-                       static_cast<float>(keep_prob), keep.data_ptr<uint8_t>(), deg.data_ptr<int32_t>());
-    const auto dinv = inverse_sqrt_degrees(deg);
-    const double* di = dinv.data_ptr<double>();
+                       static_cast<float>(keep_prob), keep.data_ptr<uint8_t>(), deg.data_ptr<int32_t>(), bound, op);
+    std::vector<double> dinv(static_cast<size_t>(num_views * n));
+    const int32_t* dg = deg.data_ptr<int32_t>();
+    for (int64_t i = 0; i < num_views * n; ++i) dinv[i] = inv_sqrt_degree(dg[i]);
     const uint8_t* kp = keep.data_ptr<uint8_t>();
     float* out = value.data_ptr<float>();
-    at::parallel_for(0, n, kRowGrain, [&](int64_t begin, int64_t end) {
+    for_each_row_range(bound, [&](int64_t begin, int64_t end) {
       for (int64_t v = 0; v < num_views; ++v) {
-        const double* dv = di + v * n;
+        const double* dv = dinv.data() + v * n;
         const uint8_t* kv = kp + v * nnz;
         float* ov = out + v * nnz;
         for (int64_t r = begin; r < end; ++r) {
@@ -129,15 +181,17 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Ten
   const int64_t n = rowptr.numel() - 1, nnz = col.numel();
   std::vector<at::Tensor> rowptrs, cols, values;
   AT_DISPATCH_INDEX_TYPES(rowptr.scalar_type(), "edge_drop_compact_cpu", [&] {
-    validate<index_t>(rowptr, col, op);
+    check_rowptr<index_t>(rowptr, nnz, op);
     const index_t* rp = rowptr.data_ptr<index_t>();
     const index_t* cp = col.data_ptr<index_t>();
+    const auto bound = balanced_rows(rp, n, nnz);
     auto keep = at::empty({num_views, nnz}, col.options().dtype(at::kByte));
     auto deg = at::empty({num_views, n}, col.options().dtype(at::kInt));
     draw_keep<index_t>(rp, cp, n, nnz, num_views, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
-                       static_cast<float>(keep_prob), keep.data_ptr<uint8_t>(), deg.data_ptr<int32_t>());
-    const auto dinv = inverse_sqrt_degrees(deg);
+                       static_cast<float>(keep_prob), keep.data_ptr<uint8_t>(), deg.data_ptr<int32_t>(), bound, op);
+    std::vector<double> dv(static_cast<size_t>(n));
     for (int64_t v = 0; v < num_views; ++v) {
+      // serial O(n): the view's rowptr (exclusive scan of kept degrees) and D^-1/2
       const int32_t* dg = deg.data_ptr<int32_t>() + v * n;
       auto rp_out = at::empty({n + 1}, rowptr.options());
       index_t* ro = rp_out.data_ptr<index_t>();
@@ -146,14 +200,14 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Ten
       for (int64_t r = 0; r < n; ++r) {
         run += dg[r];
         ro[r + 1] = static_cast<index_t>(run);
+        dv[r] = inv_sqrt_degree(dg[r]);
       }
       auto col_out = at::empty({run}, col.options());
       auto val_out = at::empty({run}, col.options().dtype(at::kFloat));
       index_t* co = col_out.data_ptr<index_t>();
       float* vo = val_out.data_ptr<float>();
-      const double* dv = dinv.data_ptr<double>() + v * n;
       const uint8_t* kv = keep.data_ptr<uint8_t>() + v * nnz;
-      at::parallel_for(0, n, kRowGrain, [&](int64_t begin, int64_t end) {
+      for_each_row_range(bound, [&](int64_t begin, int64_t end) {
         for (int64_t r = begin; r < end; ++r) {
           int64_t pos = ro[r];
           const double dr = dv[r];
