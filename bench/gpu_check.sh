@@ -68,7 +68,7 @@ for bench in "$ROOT"/bench/gpu_*.py; do
     > "$WORK/$name.log" 2>&1
   rc=$?
   set -e
-  grep -P '^ROW\t' "$WORK/$name.log" >> "$ROWS" || true
+  grep $'^ROW\t' "$WORK/$name.log" >> "$ROWS" || true
   tail -n 5 "$WORK/$name.log" | sed "s/^/  [$name] /"
   summary+=("$name: $([ "$rc" = 0 ] && echo ok || echo "FAILED (rc $rc, log $WORK/$name.log)")")
 done
