@@ -26,7 +26,7 @@ log() { echo "[gpu_check +$((SECONDS - START))s] $*"; }
 summary=()
 
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
-  || { echo "gpu_check: torch sees no CUDA device"; exit 1; }
+  || { echo "gpu_check: $PY cannot import torch or sees no CUDA device"; exit 1; }
 CAP="$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")"
 GPU="$("$PY" -c "import torch; print(torch.cuda.get_device_name())")"
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-$CAP}"   # this card only: faster build
