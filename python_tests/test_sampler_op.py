@@ -202,6 +202,7 @@ def _bad_calls():
     yield "candidates must be an int32 or int64 tensor of shape", dict(candidates=torch.zeros(2, 8, dtype=torch.long))
     yield "candidates has values in", dict(candidates=torch.full((2, 1, 8), 5))
     yield "malformed CSR", dict(col=torch.tensor([0, 3]))
+    yield "users has values in", dict(rowptr=torch.tensor([0]), col=torch.zeros(0, dtype=torch.long))
     yield "move them to one device", dict(mode="dns", emb=(emb[0].to("meta"), emb[1]))
 
 

@@ -129,7 +129,7 @@ inline void check_sample_values(const SampleArgs& g, Mode mode) {
     auto mm = at::aminmax(u);
     v.push_back(std::get<0>(mm));  // 1
     v.push_back(std::get<1>(mm));  // 2
-    if (draws) {
+    if (draws && n_users > 0) {  // (users are out of range when there are no users)
       auto uc = u.clamp(0, n_users - 1);
       auto deg = (g.rowptr.index_select(0, uc + 1) - g.rowptr.index_select(0, uc)).to(at::kLong);
       auto am = deg.argmax();
