@@ -32,7 +32,8 @@ def main() -> int:
     from llmhni_ext.signals.judges.base import UserTask
     from llmhni_ext.signals.judges.local_lm import LocalLMJudge, load_causal_lm
     from llmhni_ext.signals.judgment_cache import JudgmentCache
-    from llmhni_ext.signals.stage import _names, JudgeInputs
+    from llmhni_ext.signals.judges.base import JudgeInputs
+    from llmhni_ext.signals.stage import _names
 
     ds = load_dataset("ml-100k", a.data_root)
     print(f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()}", flush=True)

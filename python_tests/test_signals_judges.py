@@ -207,3 +207,20 @@ def test_local_lm_judge_end_to_end_and_resume(tmp_path):
     assert set(labels.values()) <= {"High", "Mid", "Low"}
     recs = [r for r in JudgmentCache(path).records() if r["role"] == "base"]
     assert all(r["user"] == -1 for r in recs)
+
+
+def test_cross_user_batching_matches_one_prefix_at_a_time():
+    from llmhni_ext.signals.judges.local_lm import LikelihoodScorer
+    m = _tiny_lm(1)
+    tok = CharTokenizer()
+    prefixes = [[1] + tok.encode("Profile: space!"), [1] + tok.encode("A much longer profile: romance, drama."),
+                [1] + tok.encode("x")]
+    sufs = [[tok.encode(" Alien\n"), tok.encode(" Up\n")], [tok.encode(" Titanic Two\n")], []]
+    spans = [[(2, 5)], [], [(1, 2)]]
+    one = LikelihoodScorer(m, batch=4)
+    ref = [one.score(p, s, sp) for p, s, sp in zip(prefixes, sufs, spans)]
+    many, many_sp = LikelihoodScorer(m, batch=2).score_many(prefixes, sufs, spans)
+    for r in range(3):
+        np.testing.assert_allclose(many[r], ref[r][0], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(many_sp[r], ref[r][1], rtol=1e-4, atol=1e-4)
+    assert LikelihoodScorer(m).score_many([], []) == ([], [])

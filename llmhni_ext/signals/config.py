@@ -55,7 +55,8 @@ class SignalsConfig:
     judge_retries: int = 3
     judge_backoff_s: float = 0.5
     lm_dtype: str = "auto"             #: auto | float32 | bfloat16 | float16
-    lm_batch: int = 32
+    lm_batch: int = 64                 #: suffix rows per forward pass
+    lm_users_per_batch: int = 16       #: users whose contexts run together (one padded batch)
     lm_profile_tokens: int = 48        #: user profile tokens kept in the user-centric context
     #: likelihood/similarity judges: High when the score is at least the user's reference
     #: level minus ``high_margin`` pooled standard deviations, Low below ``low_margin``
@@ -81,7 +82,7 @@ class SignalsConfig:
         need(self.judge in JUDGES, f"judge must be one of {JUDGES}, got {self.judge!r}")
         need(self.judge != "openai-chat" or bool(self.judge_url), "judge 'openai-chat' needs judge_url")
         for name in ("encoder_batch", "proj_dim", "proj_hidden", "proj_batch", "lm_batch",
-                     "judge_concurrency", "lm_profile_tokens", "encoder_max_chars"):
+                     "judge_concurrency", "lm_profile_tokens", "encoder_max_chars", "lm_users_per_batch"):
             need(int(getattr(self, name)) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("proj_epochs", "cand_pos_per_user", "cand_neg_per_user", "judge_retries"):
             need(int(getattr(self, name)) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")

@@ -160,7 +160,7 @@ def make_judge(cfg: SignalsConfig, device: str, cache_dir: Optional[str], log=pr
         dtype = None if cfg.lm_dtype == "auto" else getattr(torch, cfg.lm_dtype)
         model, tok, mid = load_causal_lm(cfg.judge_model, cache_dir=cache_dir, device=device, dtype=dtype, log=log)
         return LocalLMJudge(model, tok, mid, batch=cfg.lm_batch, profile_tokens=cfg.lm_profile_tokens,
-                            n_context=cfg.context_items)
+                            n_context=cfg.context_items, users_per_batch=cfg.lm_users_per_batch)
     raise ValueError(f"no judge for {cfg.judge!r}")
 
 

@@ -194,12 +194,83 @@ class LikelihoodScorer:
         return res, span_lp
 
 
+    @torch.no_grad()
+    def score_many(self, prefixes: Sequence[List[int]], suffixes: Sequence[Sequence[List[int]]],
+                   spans: Optional[Sequence[Sequence[Tuple[int, int]]]] = None) -> Tuple[List[List[float]], List[List[float]]]:
+        """:meth:`score` for several prefixes at once: the prefixes run as one right-padded
+        batch (pads masked out), then every suffix of every prefix as one batch on the
+        selected rows of the shared key/value cache with explicit positions. Same results
+        as calling :meth:`score` per prefix, in a few large calls instead of many small ones."""
+        if not self.reuse:
+            out = [self.score(p, s, sp) for p, s, sp in zip(prefixes, suffixes, spans or [()] * len(prefixes))]
+            return [o[0] for o in out], [o[1] for o in out]
+        dev = self.device
+        N = len(prefixes)
+        if N == 0:
+            return [], []
+        if any(len(p) == 0 for p in prefixes):
+            raise ValueError("every prefix must hold at least one token (e.g. BOS)")
+        spans = spans or [()] * N
+        lens = torch.tensor([len(p) for p in prefixes], device=dev)
+        P = int(lens.max())
+        ids = torch.full((N, P), self.pad_id, dtype=torch.long, device=dev)
+        pmask = torch.zeros((N, P), dtype=torch.long, device=dev)
+        for r, p in enumerate(prefixes):
+            ids[r, :len(p)] = torch.tensor(p, device=dev)
+            pmask[r, :len(p)] = 1
+        out = self.body(input_ids=ids, attention_mask=pmask, use_cache=True)
+        hp = out.last_hidden_state
+        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        self.tokens += int(lens.sum())
+        # prefix spans
+        span_lp: List[List[float]] = [[] for _ in range(N)]
+        rows = [(r, q) for r in range(N) for a, b in spans[r] for q in range(a, b)]
+        if rows:
+            rr = torch.tensor([r for r, _ in rows], device=dev)
+            qq = torch.tensor([q for _, q in rows], device=dev)
+            lp = self._logp(hp[rr, qq - 1], ids[rr, qq]).cpu().tolist()
+            k = 0
+            for r in range(N):
+                for a, b in spans[r]:
+                    span_lp[r].append(float(sum(lp[k:k + b - a])))
+                    k += b - a
+        res: List[List[float]] = [[float("nan")] * len(suffixes[r]) for r in range(N)]
+        jobs = [(r, k) for r in range(N) for k in range(len(suffixes[r])) if len(suffixes[r][k]) > 0]
+        jobs.sort(key=lambda rk: len(suffixes[rk[0]][rk[1]]))
+        for s in range(0, len(jobs), self.batch):
+            chunk = jobs[s:s + self.batch]
+            n, L = len(chunk), max(len(suffixes[r][k]) for r, k in chunk)
+            owner = torch.tensor([r for r, _ in chunk], device=dev)
+            suf = torch.full((n, L), self.pad_id, dtype=torch.long, device=dev)
+            valid = torch.zeros((n, L), dtype=torch.bool, device=dev)
+            for j, (r, k) in enumerate(chunk):
+                t = suffixes[r][k]
+                suf[j, :len(t)] = torch.tensor(t, device=dev)
+                valid[j, :len(t)] = True
+            c = copy.deepcopy(cache)
+            c.batch_select_indices(owner)
+            mask = torch.cat([pmask[owner], torch.ones((n, L), dtype=torch.long, device=dev)], 1)
+            pos = lens[owner][:, None] + torch.arange(L, device=dev)[None, :]
+            hs = self.body(input_ids=suf, attention_mask=mask, position_ids=pos, use_cache=True,
+                           **{self._cache_kw: c}).last_hidden_state
+            first = hp[owner, lens[owner] - 1]
+            prev = torch.cat([first[:, None, :], hs[:, :-1]], 1)
+            self.tokens += int(valid.sum())
+            lp = self._logp(prev[valid], suf[valid])
+            row_of = torch.arange(n, device=dev)[:, None].expand(n, L)[valid]
+            sums = torch.zeros(n, dtype=torch.float32, device=dev).index_add_(0, row_of, lp).cpu().tolist()
+            for j, (r, k) in enumerate(chunk):
+                res[r][k] = float(sums[j])
+        return res, span_lp
+
+
 class LocalLMJudge(Judge):
     kind = "score"
     uses_baseline = True
 
     def __init__(self, model, tokenizer, model_id: str, *, batch: int = 32, profile_tokens: int = 48,
-                 reuse_prefix: bool = True, n_context: int = 3) -> None:
+                 reuse_prefix: bool = True, n_context: int = 3, users_per_batch: int = 16) -> None:
+        self.users_per_batch = max(1, int(users_per_batch))
         self.tok = tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         self.scorer = LikelihoodScorer(model, pad_id=pad, batch=batch, reuse_prefix=reuse_prefix)
@@ -264,29 +335,44 @@ class LocalLMJudge(Judge):
                 done += len(chunk)
                 if bar is not None:
                     bar.update(len(chunk))
-        for t in todo:
-            u = t.user
-            miss_c = [i for i in t.items if self.key(inputs, u, i, "user") not in cache]
-            miss_k = [j for j in t.context if self.key(inputs, u, j, "user") not in cache]
-            if miss_c or miss_k:
-                lps, _ = self.scorer.score(self.user_prefix(inputs, u), [self.name_ids(inputs, i) for i in miss_c + miss_k])
+        for g in range(0, len(todo), self.users_per_batch):
+            group = todo[g:g + self.users_per_batch]
+            # user view: candidates, then the context items (calibration)
+            pre, sufs, meta = [], [], []
+            for t in group:
+                miss_c = [i for i in t.items if self.key(inputs, t.user, i, "user") not in cache]
+                miss_k = [j for j in t.context if self.key(inputs, t.user, j, "user") not in cache]
+                if miss_c or miss_k:
+                    pre.append(self.user_prefix(inputs, t.user))
+                    sufs.append([self.name_ids(inputs, i) for i in miss_c + miss_k])
+                    meta.append((t.user, miss_c, miss_k))
+            lps, _ = self.scorer.score_many(pre, sufs)
+            for (u, miss_c, miss_k), lp in zip(meta, lps):
                 for k, i in enumerate(miss_c + miss_k):
-                    cache.put(self.record(inputs, u, i, "user", "cand" if k < len(miss_c) else "calib", score=lps[k]))
-                done += len(lps)
-            miss_c = [i for i in t.items if self.key(inputs, u, i, "item") not in cache]
-            cal = list(t.context[1:])
-            miss_k = [j for j in cal if self.key(inputs, u, j, "item") not in cache]
-            if miss_c or miss_k:
-                prefix, spans = self.item_prefix(inputs, t.context)
-                lps, span_lps = self.scorer.score(prefix, [self.name_ids(inputs, i) for i in miss_c], spans[1:])
-                for i, lp in zip(miss_c, lps):
-                    cache.put(self.record(inputs, u, i, "item", "cand", score=lp))
-                for j, lp in zip(cal, span_lps):
+                    cache.put(self.record(inputs, u, i, "user", "cand" if k < len(miss_c) else "calib", score=lp[k]))
+                done += len(lp)
+            # item view: candidates after the context; calibration read off the context itself
+            pre, sufs, spans, meta = [], [], [], []
+            for t in group:
+                miss_c = [i for i in t.items if self.key(inputs, t.user, i, "item") not in cache]
+                cal = list(t.context[1:])
+                miss_k = [j for j in cal if self.key(inputs, t.user, j, "item") not in cache]
+                if miss_c or miss_k:
+                    prefix, sp = self.item_prefix(inputs, t.context)
+                    pre.append(prefix)
+                    sufs.append([self.name_ids(inputs, i) for i in miss_c])
+                    spans.append(sp[1:])
+                    meta.append((t.user, miss_c, cal, miss_k))
+            lps, span_lps = self.scorer.score_many(pre, sufs, spans)
+            for (u, miss_c, cal, miss_k), lp, slp in zip(meta, lps, span_lps):
+                for i, v in zip(miss_c, lp):
+                    cache.put(self.record(inputs, u, i, "item", "cand", score=v))
+                for j, v in zip(cal, slp):
                     if j in miss_k:
-                        cache.put(self.record(inputs, u, j, "item", "calib", score=lp))
+                        cache.put(self.record(inputs, u, j, "item", "calib", score=v))
                 done += len(miss_c) + len(miss_k)
             if bar is not None:
-                bar.update(1)
+                bar.update(len(group))
         if bar is not None:
             bar.close()
         secs = time.perf_counter() - t0
