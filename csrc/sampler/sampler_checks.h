@@ -7,6 +7,7 @@
 #include <c10/util/Exception.h>
 #include <c10/util/Optional.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,95 @@ inline Mode check_sample_args(const SampleArgs& g) {
   return mode;
 }
 
+// Raises on the values gathered by check_sample_values (layout documented there).
+inline void report_sample_values(const SampleArgs& g, Mode mode, const int64_t* x, size_t cand_at, size_t pop_at,
+                                 bool cand, bool pop) {
+  constexpr const char* op = "sample_negatives";
+  const int64_t n_users = g.rowptr.numel() - 1;
+  const int64_t B = g.users.numel();
+  const bool draws = !g.candidates.has_value();
+  (void)mode;
+  TORCH_CHECK(x[0] == g.col.numel(), op, ": rowptr[-1] = ", x[0], " but col holds ", g.col.numel(),
+              " entries: malformed CSR");
+  if (B > 0) {
+    TORCH_CHECK(x[1] >= 0 && x[2] < n_users, op, ": users has values in [", x[1], ", ", x[2],
+                "] but must lie in [0, ", n_users, ")");
+  }
+  if (cand) {
+    TORCH_CHECK(x[cand_at] >= 0 && x[cand_at + 1] < g.n_items, op, ": candidates has values in [", x[cand_at], ", ",
+                x[cand_at + 1], "] but must lie in [0, ", g.n_items, ")");
+  }
+  if (pop) {
+    const int64_t first = x[pop_at], last = x[pop_at + 1];
+    TORCH_CHECK(first >= 0 && last > 0 && last <= kMaxCdfTotal && x[pop_at + 2] == 0, op,
+                ": pop_cdf must be non-decreasing, start >= 0 and end in (0, 2^46], got [", first, ", ..., ", last,
+                "]");
+  }
+  if (B > 0 && draws) {
+    TORCH_CHECK(x[3] < g.n_items, op, ": user ", x[4], " has interacted with all ", g.n_items,
+                " items, so it has no negative to sample; drop such users from the batch");
+  }
+}
+
+// An int32 or int64 contiguous CPU tensor read as int64.
+struct IndexView {
+  const void* p;
+  bool i32;
+  explicit IndexView(const at::Tensor& t) : p(t.const_data_ptr()), i32(t.scalar_type() == at::kInt) {}
+  int64_t operator[](int64_t k) const {
+    return i32 ? static_cast<const int32_t*>(p)[k] : static_cast<const int64_t*>(p)[k];
+  }
+};
+
+// The same values as check_sample_values, by direct loops (no ATen op per check).
+inline void check_sample_values_cpu(const SampleArgs& g, Mode mode) {
+  const int64_t n_users = g.rowptr.numel() - 1;
+  const int64_t B = g.users.numel();
+  const bool draws = !g.candidates.has_value();
+  const auto rpc = g.rowptr.contiguous(), uc = g.users.contiguous();
+  const IndexView rp(rpc), us(uc);
+  std::vector<int64_t> x;
+  x.push_back(rp[n_users]);  // 0
+  if (B > 0) {
+    int64_t lo = us[0], hi = us[0];
+    for (int64_t b = 1; b < B; ++b) lo = std::min(lo, us[b]), hi = std::max(hi, us[b]);
+    x.push_back(lo);  // 1
+    x.push_back(hi);  // 2
+    if (draws && n_users > 0) {
+      int64_t best = -1, who = 0;
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t u = std::min(std::max(us[b], int64_t(0)), n_users - 1);
+        const int64_t d = rp[u + 1] - rp[u];
+        if (d > best) best = d, who = us[b];
+      }
+      x.push_back(best);  // 3
+      x.push_back(who);   // 4
+    }
+  }
+  const bool cand = g.candidates.has_value() && g.candidates->numel() > 0;
+  const size_t cand_at = x.size();
+  if (cand) {
+    const auto cc = g.candidates->contiguous();
+    const IndexView c(cc);
+    int64_t lo = c[0], hi = c[0];
+    for (int64_t k = 1; k < cc.numel(); ++k) lo = std::min(lo, c[k]), hi = std::max(hi, c[k]);
+    x.push_back(lo);
+    x.push_back(hi);
+  }
+  const bool pop = mode == kPopularity && draws;
+  const size_t pop_at = x.size();
+  if (pop) {
+    const auto cc = g.pop_cdf->contiguous();
+    const int64_t* c = cc.const_data_ptr<int64_t>();
+    int64_t decreasing = 0;
+    for (int64_t k = 1; k < g.n_items; ++k) decreasing |= c[k] < c[k - 1];
+    x.push_back(c[0]);
+    x.push_back(c[g.n_items - 1]);
+    x.push_back(decreasing);
+  }
+  report_sample_values(g, mode, x.data(), cand_at, pop_at, cand, pop);
+}
+
 // Value checks, with one device->host copy: CSR end, id ranges, the popularity CDF and
 // users whose row covers every item.
 inline void check_sample_values(const SampleArgs& g, Mode mode) {
@@ -122,6 +212,10 @@ inline void check_sample_values(const SampleArgs& g, Mode mode) {
   const int64_t n_users = g.rowptr.numel() - 1;
   const int64_t B = g.users.numel();
   const bool draws = !g.candidates.has_value();
+  if (g.users.is_cpu()) {
+    check_sample_values_cpu(g, mode);
+    return;
+  }
   std::vector<at::Tensor> v;
   v.push_back(g.rowptr.select(0, n_users).to(at::kLong));  // 0
   if (B > 0) {
@@ -154,27 +248,7 @@ inline void check_sample_values(const SampleArgs& g, Mode mode) {
                               : at::zeros({}, c.options()));
   }
   const auto h = at::stack(v).cpu();
-  const int64_t* x = h.data_ptr<int64_t>();
-  TORCH_CHECK(x[0] == g.col.numel(), op, ": rowptr[-1] = ", x[0], " but col holds ", g.col.numel(),
-              " entries: malformed CSR");
-  if (B > 0) {
-    TORCH_CHECK(x[1] >= 0 && x[2] < n_users, op, ": users has values in [", x[1], ", ", x[2],
-                "] but must lie in [0, ", n_users, ")");
-  }
-  if (cand) {
-    TORCH_CHECK(x[cand_at] >= 0 && x[cand_at + 1] < g.n_items, op, ": candidates has values in [", x[cand_at], ", ",
-                x[cand_at + 1], "] but must lie in [0, ", g.n_items, ")");
-  }
-  if (pop) {
-    const int64_t first = x[pop_at], last = x[pop_at + 1];
-    TORCH_CHECK(first >= 0 && last > 0 && last <= kMaxCdfTotal && x[pop_at + 2] == 0, op,
-                ": pop_cdf must be non-decreasing, start >= 0 and end in (0, 2^46], got [", first, ", ..., ", last,
-                "]");
-  }
-  if (B > 0 && draws) {
-    TORCH_CHECK(x[3] < g.n_items, op, ": user ", x[4], " has interacted with all ", g.n_items,
-                " items, so it has no negative to sample; drop such users from the batch");
-  }
+  report_sample_values(g, mode, h.data_ptr<int64_t>(), cand_at, pop_at, cand, pop);
 }
 
 }  // namespace sampler
