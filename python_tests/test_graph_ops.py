@@ -178,6 +178,11 @@ def test_rectangular_spmm_and_sddmm(shape):
         sd = ops.csr_sddmm(rp, c, g, x)
     torch.testing.assert_close(got, reference.spmm(rp, c, v, x), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(sd, reference.csr_sddmm(rp, c, g, x), rtol=1e-5, atol=1e-5)
+    # int64 indices take the same paths
+    rpl, cl = rp.long(), c.long()
+    assert torch.equal(ops.spmm(rpl, cl, v, x), got) and torch.equal(ops.csr_sddmm(rpl, cl, g, x), sd)
+    for a, b in zip(ops.csr_transpose(rpl, cl, shape[1]), ops.csr_transpose(rp, c, shape[1])):
+        assert a.dtype == torch.int64 and torch.equal(a, b.long())
 
 
 @compiled
@@ -200,7 +205,9 @@ def test_propagate_weighted_sum(shape):
     rp, c, v = _adj(*shape, seed=2)
     x = torch.randn(shape[0] + shape[1], 32, dtype=torch.float64)
     w = [0.5, 0.2, -0.1, 0.4]
-    torch.testing.assert_close(ops.lightgcn_propagate(rp, c, v, x, w), reference.lightgcn_propagate(rp, c, v, x, w))
+    got = ops.lightgcn_propagate(rp, c, v, x, w)
+    torch.testing.assert_close(got, reference.lightgcn_propagate(rp, c, v, x, w))
+    assert torch.equal(ops.lightgcn_propagate(rp.long(), c.long(), v, x, w), got)  # int64 indices
 
 
 # ---------------------------------------------------------------- autograd
