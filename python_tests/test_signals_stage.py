@@ -35,7 +35,7 @@ def test_candidates_lowest_positives_highest_negatives_and_context():
 
 
 def _cfg(**kw):
-    base = dict(encoder="hashing", judge="embedding", proj_epochs=5, proj_dim=16, proj_hidden=64,
+    base = dict(encoder="hashing", judge="embedding", proj_epochs=5, proj_dim=16, proj_hidden=64, cand_max_users=0,
                 cand_pos_per_user=3, cand_neg_per_user=2, progress=False)
     base.update(kw)
     return SignalsConfig(**base)
@@ -128,3 +128,13 @@ def test_cli_main_on_the_synthetic_world(tmp_path, capsys):
     assert "signals for synthetic" in txt and "judge: embedding-proxy" in txt
     bad = p.parse_args(["--set", "nonsense_key=1"])
     assert cli.main(bad, fn) == 2
+
+
+def test_user_limit_is_a_seeded_sample():
+    ds, truth = make_world(80, 160, seed=6)
+    bb = _backbone(ds, truth)
+    a = prepare_signals(ds, _cfg(cand_max_users=20), backbone_embeddings=bb)
+    b = prepare_signals(ds, _cfg(cand_max_users=20), backbone_embeddings=bb)
+    assert a.summary["logical"]["users"] == 20 and a.summary["logical"]["candidate_positives"] == 60
+    assert a.judgments["users"].tolist() == b.judgments["users"].tolist()
+    assert len(set(a.judgments["users"].tolist())) == 20

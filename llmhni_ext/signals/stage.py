@@ -328,8 +328,15 @@ def _logical(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw, item_raw, device,
     train_pos = ds.user_positives("train")
     cands = propose_candidates(bb[0], bb[1], train_pos, n_pos=cfg.cand_pos_per_user, n_neg=cfg.cand_neg_per_user,
                                n_context=cfg.context_items)
-    tasks = [UserTask(c.user, list(c.positives) + list(c.negatives), list(c.context)) for c in cands
-             if c.positives or c.negatives]
+    cands = [c for c in cands if c.positives or c.negatives]
+    limit = cfg.cand_max_users
+    if limit < 0:
+        limit = 0 if str(device).startswith("cuda") else 300
+    if 0 < limit < len(cands):
+        rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0x6A756467]))
+        keep = np.sort(rng.choice(len(cands), size=limit, replace=False))
+        cands = [cands[k] for k in keep]
+    tasks = [UserTask(c.user, list(c.positives) + list(c.negatives), list(c.context)) for c in cands]
     is_pos = {(c.user, i): True for c in cands for i in c.positives}
     is_pos.update({(c.user, i): False for c in cands for i in c.negatives})
     noun = guess_noun(ds.name) if cfg.item_noun == "auto" else cfg.item_noun
@@ -341,7 +348,7 @@ def _logical(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw, item_raw, device,
     load_s = time.perf_counter() - t0
     path = os.path.join(cache_dir, "judgments", f"{ds.name}-{_train_hash(ds)}.jsonl") if cache_dir else None
     info: Dict[str, Any] = {"judge": judge.name, "proxy": bool(judge.proxy), "cache": path, "judge_load_seconds": load_s,
-                            "users": len(tasks), "candidate_positives": sum(len(c.positives) for c in cands),
+                            "users": len(tasks), "user_limit": limit, "candidate_positives": sum(len(c.positives) for c in cands),
                             "candidate_negatives": sum(len(c.negatives) for c in cands)}
     if judge.proxy:
         info["note"] = "embedding-similarity judge: a fast PROXY for the language-model judges"
