@@ -84,6 +84,21 @@ class Peers:
         return cand.gather(1, pick).squeeze(1)
 
 
+def timeit_cpu(fn, repeats: int, warmup: int = 1) -> float:
+    """Median CPU time (all threads of this process) of fn() in ms: steadier than wall
+    time on a machine shared with other jobs."""
+    import time
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        ts.append(time.process_time() - t0)
+    ts.sort()
+    return ts[len(ts) // 2] * 1e3
+
+
 def setup(device="cpu", d=64, ds=64, seed=0):
     users, items, n_users, n_items = graphs.interactions("yelp2018", "realistic")
     g = torch.Generator().manual_seed(seed)
@@ -109,29 +124,29 @@ def main() -> None:
     g = torch.Generator().manual_seed(1)
     batch = users[torch.randint(0, users.numel(), (args.batch,), generator=g)]
     M, K = args.candidates, args.top_k
-    t = {
-        "llmhni uniform": graphs.timeit(lambda: sampler.sample(batch), args.repeats),
-        "python loop (SELFRec/LightGCN)": graphs.timeit(lambda: peers.python_loop(batch), args.repeats),
-        "torch rejection (searchsorted)": graphs.timeit(lambda: peers.torch_rejection(batch), args.repeats),
-        "llmhni llmhni": graphs.timeit(lambda: sampler.sample(batch, mode="llmhni", num_candidates=M, top_k=K,
-                                                              **emb), args.repeats),
-        "torch llmhni (straightforward)": graphs.timeit(
-            lambda: peers.torch_llmhni(batch, emb["user_emb"], emb["item_emb"], emb["user_sem"],
-                                       emb["item_sem"], M, K), args.repeats),
-        "llmhni dns": graphs.timeit(lambda: sampler.sample(batch, mode="dns", num_candidates=M, **emb),
-                                    args.repeats),
+    fns = {
+        "llmhni uniform": lambda: sampler.sample(batch),
+        "python loop (SELFRec/LightGCN)": lambda: peers.python_loop(batch),
+        "torch rejection (searchsorted)": lambda: peers.torch_rejection(batch),
+        "llmhni llmhni": lambda: sampler.sample(batch, mode="llmhni", num_candidates=M, top_k=K, **emb),
+        "torch llmhni (straightforward)": lambda: peers.torch_llmhni(
+            batch, emb["user_emb"], emb["item_emb"], emb["user_sem"], emb["item_sem"], M, K),
+        "llmhni dns": lambda: sampler.sample(batch, mode="dns", num_candidates=M, **emb),
     }
+    t = {k: graphs.timeit(f, args.repeats) for k, f in fns.items()}
+    c = {k: timeit_cpu(f, args.repeats) for k, f in fns.items()}
     print(f"# sampler, yelp2018 realistic, batch {args.batch}, M={M}, K={K}, d=64, ds=64, "
           f"{args.threads} threads, backend {_backend.backend_for('sample_negatives', 'cpu')}, "
           f"{graphs.cpu_model()} ({platform.machine()}), torch {torch.__version__}")
-    print("| name | ms | ratio |")
-    print("|---|---|---|")
+    print("| name | ms | ratio | cpu ms | cpu ratio |")
+    print("|---|---|---|---|---|")
     rows = [("llmhni uniform", None), ("python loop (SELFRec/LightGCN)", "llmhni uniform"),
             ("torch rejection (searchsorted)", "llmhni uniform"), ("llmhni llmhni", None),
             ("torch llmhni (straightforward)", "llmhni llmhni"), ("llmhni dns", None)]
     for name, ours in rows:
         ratio = f"{t[name] / t[ours]:.1f}x slower than {ours}" if ours else ""
-        print(f"| {name} | {t[name]:.3f} | {ratio} |")
+        cratio = f"{c[name] / c[ours]:.1f}x" if ours else ""
+        print(f"| {name} | {t[name]:.3f} | {ratio} | {c[name]:.3f} | {cratio} |")
 
 
 if __name__ == "__main__":
