@@ -70,6 +70,11 @@ def main() -> None:
     base = t["sampler llmhni (fused)"]
     for k, v in t.items():
         print(f"| {k} | {v:.3f} | {v / base:.2f}x llmhni fused |")
+    # bench/gpu_check.sh's contract: ROW <family> <case> <llmhni ms> <peer> <peer ms> <peer/llmhni>
+    peer = t["sampler llmhni (torch, straightforward)"]
+    uni = t["sampler uniform (fused)"]
+    print(f"ROW\tsampler\tllmhni B={args.batch} M={M} K={K}\t{base:.3f}\ttorch straightforward\t{peer:.3f}\t{peer / base:.2f}")
+    print(f"ROW\tsampler\tllmhni vs uniform (target <= 1.5x)\t{base:.3f}\tllmhni uniform\t{uni:.3f}\t{uni / base:.2f}")
     if dev.type == "cuda":  # CPU and CUDA give the same samples for the same seed and offset
         cpu_emb = {k: v.cpu() for k, v in emb.items()}
         a = llm().cpu()
