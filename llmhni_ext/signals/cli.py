@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default="ml-100k", help="ml-100k | ml-1m | lastfm | synthetic | a path (default ml-100k)")
     g.add_argument("--data-root", default=None, help="data folder (default: $LLMHNI_DATA_ROOT or the loader's)")
     g.add_argument("--noise", default="none", help="none | natural | an injected ratio such as 0.2 (default none)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the data set, projector and backbone (default 0)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the data set, the projector and the user sample (default 0)")
     s = p.add_argument_group("signals")
     s.add_argument("--config", metavar="FILE", help="YAML with the signals options (top level or under 'signals:')")
     s.add_argument("--encoder", choices=ENCODERS, help="text encoder (default minilm: bundled all-MiniLM-L6-v2)")
