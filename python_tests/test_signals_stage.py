@@ -138,3 +138,19 @@ def test_user_limit_is_a_seeded_sample():
     assert a.summary["logical"]["users"] == 20 and a.summary["logical"]["candidate_positives"] == 60
     assert a.judgments["users"].tolist() == b.judgments["users"].tolist()
     assert len(set(a.judgments["users"].tolist())) == 20
+
+
+def test_signals_feed_the_trainer(tmp_path):
+    """The stage's output is what the LLMHNI trainer consumes (aligned and raw embeddings, edges)."""
+    train = pytest.importorskip("llmhni_ext.train")
+    from llmhni_ext.config import RunConfig
+    ds, truth = make_world(60, 120, seed=7)
+    sig = prepare_signals(ds, _cfg(), backbone_embeddings=_backbone(ds, truth))
+    for method in ("llmhni", "llmhni-wo-align"):
+        cfg = RunConfig()
+        cfg.method.name, cfg.model.backbone = method, "lightgcn"
+        cfg.model.dim, cfg.model.layers = 16, 2
+        cfg.method.num_candidates, cfg.method.top_k = 8, 4
+        cfg.train.epochs, cfg.train.batch_size, cfg.train.progress = 1, 256, False
+        res = train.Trainer(cfg.validate(), ds, signals=sig).fit()
+        assert res is not None
