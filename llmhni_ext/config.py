@@ -68,8 +68,8 @@ class MethodConfig:
     top_k: int = 8                    # llmhni: keep the K best-scored candidates ...
     sim_threshold: float = 0.9        # ... and never pick one more similar than this (probable false negative)
     # LLMHNI objective: L = L_rec + lambda_de * L_de + lambda_hal * L_hal
-    lambda_de: float = 0.1
-    lambda_hal: float = 0.1
+    lambda_de: float = 0.003          # 0.1 stalls BPR at ln 2 on ML-100K (validation sweep, bench/RESULTS.md)
+    lambda_hal: float = 0.003
     tau_de: float = 0.2
     tau_hal: float = 0.2
     keep_prob: float = 0.8            # edge keep rate of the L_hal views (and SGL's)
