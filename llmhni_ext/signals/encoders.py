@@ -11,15 +11,13 @@ stable ``model_id`` (the embedding cache's key).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import time
-import urllib.error
-import urllib.request
 from typing import List, Optional, Sequence
 
 import numpy as np
+
+from .endpoint import EndpointFailure, post_json
 
 
 class TextEncoder:
@@ -111,26 +109,18 @@ class OpenAIEmbeddingEncoder(TextEncoder):
         self.dim = 0
 
     def _post(self, texts: List[str]) -> np.ndarray:
-        body = json.dumps({"model": self.model, "input": texts}).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last: Optional[BaseException] = None
-        for attempt in range(self.retries + 1):
-            try:
-                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    data = json.loads(resp.read().decode("utf-8"))
-                rows = sorted(data["data"], key=lambda d: d.get("index", 0))
-                arr = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
-                if arr.ndim != 2 or arr.shape[0] != len(texts):
-                    raise ValueError(f"expected {len(texts)} embeddings, got shape {arr.shape}")
-                return arr
-            except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as e:
-                last = e
-                if attempt < self.retries:
-                    time.sleep(self.backoff_s * (2 ** attempt))
-        raise RuntimeError(f"embedding endpoint {self.url} failed after {self.retries + 1} tries: {last}")
+        def parse(data) -> np.ndarray:
+            rows = sorted(data["data"], key=lambda d: d.get("index", 0))
+            arr = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
+            if arr.ndim != 2 or arr.shape[0] != len(texts):
+                raise ValueError(f"expected {len(texts)} embeddings, got shape {arr.shape}")
+            return arr
+        try:
+            return post_json(self.url, {"model": self.model, "input": texts}, parse, api_key=self.api_key,
+                             timeout_s=self.timeout_s, retries=self.retries, backoff_s=self.backoff_s)
+        except EndpointFailure as e:
+            raise RuntimeError(f"embedding endpoint {self.url} failed after {self.retries + 1} tries: "
+                               f"{e.last}") from None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         parts = [self._post(list(texts[s:s + self.batch_size])) for s in range(0, len(texts), self.batch_size)]

@@ -9,14 +9,11 @@ requests run at once.
 """
 from __future__ import annotations
 
-import json
 import os
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..endpoint import EndpointFailure, post_json
 from ..prompts import PROMPT_VERSION, SYSTEM, item_centric_prompt, parse_label, user_centric_prompt
 from .base import Judge, JudgeInputs, UserTask
 
@@ -43,24 +40,14 @@ class OpenAIChatJudge(Judge):
     # -- one request ------------------------------------------------------------------
     def ask(self, system: str, prompt: str) -> str:
         """The answer text; raises :class:`EndpointError` after the transport retries."""
-        body = json.dumps({"model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
-                           "messages": [{"role": "system", "content": system},
-                                        {"role": "user", "content": prompt}]}).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last: Optional[BaseException] = None
-        for attempt in range(self.retries + 1):
-            try:
-                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    data = json.loads(resp.read().decode("utf-8"))
-                return str(data["choices"][0]["message"]["content"] or "")
-            except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
-                last = e
-                if attempt < self.retries:
-                    time.sleep(self.backoff_s * (2 ** attempt))
-        raise EndpointError(f"{self.url}: {type(last).__name__}: {last}")
+        payload = {"model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
+                   "messages": [{"role": "system", "content": system}, {"role": "user", "content": prompt}]}
+        try:
+            return post_json(self.url, payload, lambda data: str(data["choices"][0]["message"]["content"] or ""),
+                             api_key=self.api_key, timeout_s=self.timeout_s, retries=self.retries,
+                             backoff_s=self.backoff_s)
+        except EndpointFailure as e:
+            raise EndpointError(f"{self.url}: {e}") from None
 
     def judge_one(self, prompt: str, system: str) -> Tuple[str, str, int]:
         """(label or 'unknown', last raw answer, tries) for one prompt."""
