@@ -27,22 +27,6 @@ from llmhni_ext import graph as G  # noqa: E402
 from llmhni_ext.contrastive import edge_drop_views, infonce  # noqa: E402
 
 
-def cuda_ms(fn, repeats: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    times.sort()
-    return times[len(times) // 2]
-
-
 def torch_rebuild(users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int, keep: float) -> torch.Tensor:
     """A dropped view rebuilt with PyTorch on the GPU: mask, degrees by bincount, coalesce."""
     m = torch.rand(users.numel(), device=users.device) < keep
@@ -78,10 +62,10 @@ def main() -> None:
     users, items, nu, ni = graphs.interactions(args.scale, "realistic")
     users, items = users.to(dev), items.to(dev)
     adj = G.normalized_bipartite_adj(users, items, nu, ni)
-    t_peer = cuda_ms(lambda: torch_rebuild(users, items, nu, ni, 0.8), args.repeats)
+    t_peer = graphs.cuda_ms(lambda: torch_rebuild(users, items, nu, ni, 0.8), args.repeats)
     off = iter(range(10**9))
-    t_c = cuda_ms(lambda: edge_drop_views(adj, 0.8, offset=next(off)), args.repeats)
-    t_m = cuda_ms(lambda: edge_drop_views(adj, 0.8, offset=next(off), compact=False), args.repeats)
+    t_c = graphs.cuda_ms(lambda: edge_drop_views(adj, 0.8, offset=next(off)), args.repeats)
+    t_m = graphs.cuda_ms(lambda: edge_drop_views(adj, 0.8, offset=next(off), compact=False), args.repeats)
     row(f"dropped view {args.scale} keep 0.8 (compacted)", t_c, "PyTorch rebuild", t_peer)
     row(f"dropped view {args.scale} keep 0.8 (zeroed values)", t_m, "PyTorch rebuild", t_peer)
 
@@ -93,8 +77,8 @@ def main() -> None:
 
     def ours():
         infonce(a, b, 0.2).sum().backward()
-    t_ref = cuda_ms(peer, args.repeats)
-    t_ours = cuda_ms(ours, args.repeats)
+    t_ref = graphs.cuda_ms(peer, args.repeats)
+    t_ours = graphs.cuda_ms(ours, args.repeats)
     row("InfoNCE fwd+bwd 2 pairs B=4096 d=64", t_ours, "PyTorch normalize+matmul+CE", t_ref)
     mem = {}
     for name, fn in (("pytorch", peer), ("llmhni", ours)):

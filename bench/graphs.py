@@ -149,6 +149,22 @@ def timeit(fn, repeats: int = 7, warmup: int = 1) -> float:
     return float(np.median(ts) * 1e3)
 
 
+def cuda_ms(fn, repeats: int = 20, warmup: int = 5) -> float:
+    """Median time of fn() on the current CUDA stream in milliseconds (CUDA events)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        ts.append(start.elapsed_time(end))
+    return float(np.median(ts))
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
