@@ -73,6 +73,9 @@ class MethodConfig:
     tau_de: float = 0.2
     tau_hal: float = 0.2
     keep_prob: float = 0.8            # edge keep rate of the L_hal views (and SGL's)
+    # cost of LLMHNI's auxiliary terms (the objective is unchanged in expectation):
+    aux_every: int = 1                # compute L_de and L_hal on every n-th step, weighted n x lambda
+    aux_max_nodes: int = 0            # contrast at most this many of the batch's users (and items); 0 = all
     predict_graph: str = "denoised"   # denoised (G') | original (G)
     semantic_sampling: bool = True    # False: "w/o semantic sampling" (score-only hard negatives)
     objective_alignment: bool = True  # False: "w/o objective alignment" (raw text similarity)
@@ -142,6 +145,9 @@ def _validate(cfg: RunConfig) -> None:
         _check(getattr(me, k) >= 0, f"method.{k}", "must be >= 0", getattr(me, k))
     for k in ("tau_de", "tau_hal", "ssl_tau"):
         _check(getattr(me, k) > 0, f"method.{k}", "must be > 0", getattr(me, k))
+    _check(me.aux_every >= 1, "method.aux_every", "must be >= 1", me.aux_every)
+    _check(me.aux_max_nodes == 0 or me.aux_max_nodes >= 2, "method.aux_max_nodes",
+           "must be 0 (all of the batch's nodes) or >= 2", me.aux_max_nodes)
     _check(0.0 < me.keep_prob <= 1.0, "method.keep_prob", "must be in (0, 1]", me.keep_prob)
     _check(me.tce_max_drop < 1.0, "method.tce_max_drop", "must be < 1", me.tce_max_drop)
     _check(me.tce_warmup_epochs >= 1, "method.tce_warmup_epochs", "must be >= 1", me.tce_warmup_epochs)

@@ -328,6 +328,21 @@ class Trainer:
                                                          offset=2 * epoch)
         self._views = views
 
+    def _is_aux_step(self, epoch: int, step: int) -> bool:
+        """Whether LLMHNI's auxiliary terms are computed at this step (``method.aux_every``)."""
+        return (epoch * self.steps_per_epoch + step) % self.cfg.method.aux_every == 0
+
+    def _aux_nodes(self, bu: Tensor, bi: Tensor, epoch: int, step: int) -> Tuple[Tensor, Tensor]:
+        """At most ``method.aux_max_nodes`` of the batch's users and of its items, drawn
+        uniformly (a function of seed, epoch and step) for the InfoNCE terms, whose cost is
+        quadratic in the number of nodes contrasted."""
+        cap = self.cfg.method.aux_max_nodes
+        if cap <= 0:
+            return bu, bi
+        g = torch.Generator().manual_seed(derive_seed(self.cfg.train.seed, 5, epoch, step))
+        pick = lambda t: t if t.numel() <= cap else t[torch.randperm(t.numel(), generator=g)[:cap].to(t.device)]  # noqa: E731
+        return pick(bu), pick(bi)
+
     # ------------------------------------------------------------------ one step
     def train_step(self, epoch: int, step: int) -> Dict[str, float]:
         cfg, me = self.cfg, self.cfg.method
@@ -359,6 +374,7 @@ class Trainer:
         else:
             parts["rec"] = losses.bpr_loss(s_pos, s_neg)
         parts["reg"] = cfg.train.l2 * losses.l2_reg(self.model.ego()[rows], batch_size=b)
+        objective = parts["rec"]
         bu = torch.unique(users)
         bi = torch.unique(pos) + n_u
         if name == "sgl":
@@ -369,21 +385,26 @@ class Trainer:
             za = self.model(self.adj_pred, noise_eps=me.simgcl_eps, generator=gen)
             zb = self.model(self.adj_pred, noise_eps=me.simgcl_eps, generator=gen)
             parts["ssl"] = me.ssl_lambda * losses.ssl_loss(za, zb, bu, bi, me.ssl_tau)
-        elif self.llmhni:
+        elif self.llmhni and self._is_aux_step(epoch, step):
+            # L_de and L_hal on every n-th step with weight n * lambda: the same objective in
+            # expectation, at 1/n of the cost of the three extra propagations and the InfoNCEs
+            n = me.aux_every
+            bu, bi = self._aux_nodes(bu, bi, epoch, step)
             l_de = l_hal = None
             if self.adj_gp is not None and me.lambda_de > 0:
                 other = self.adj_g if self.adj_pred is self.adj_gp else self.adj_gp
                 z_other = self.model(other, generator=gen)
                 z_g, z_gp = (z_other, z) if self.adj_pred is self.adj_gp else (z, z_other)
                 l_de = losses.de_loss(z_g, z_gp, bu, bi, me.tau_de)
-                parts["de"] = me.lambda_de * l_de.detach()
+                parts["de"] = n * me.lambda_de * l_de.detach()
             if me.hallucination_robust and me.lambda_hal > 0:
                 self._epoch_views(epoch)
                 za, zb = self.model(self._views["a"], generator=gen), self.model(self._views["b"], generator=gen)
                 l_hal = losses.hal_loss(za, zb, bu, bi, me.tau_hal)
-                parts["hal"] = me.lambda_hal * l_hal.detach()
-            parts["rec"] = losses.llmhni_objective(parts["rec"], l_de, l_hal, me.lambda_de, me.lambda_hal)
-        total = sum(v for k, v in parts.items() if k not in ("de", "hal"))
+                parts["hal"] = n * me.lambda_hal * l_hal.detach()
+            objective = losses.llmhni_objective(parts["rec"], l_de, l_hal, n * me.lambda_de, n * me.lambda_hal)
+        # the logged parts are detached; "de"/"hal" enter the total through the objective
+        total = objective + sum(v for k, v in parts.items() if k not in ("rec", "de", "hal"))
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()

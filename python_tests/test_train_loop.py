@@ -71,6 +71,48 @@ def test_denoised_graph_and_quality():
     assert Trainer(small_cfg("llmhni-wo-denoise"), ds, signals=sig).adj_gp is None
 
 
+def test_aux_terms_every_nth_step_weighted_and_capped(monkeypatch):
+    """method.aux_every=n: L_de and L_hal only on every n-th step, weighted n * lambda;
+    method.aux_max_nodes: at most that many users (and items) contrasted, seeded per step."""
+    ds = tiny_dataset(noise=15)
+    sig = tiny_signals(ds)
+    cfg = small_cfg("llmhni", batch_size=32)
+    cfg.method.lambda_de, cfg.method.lambda_hal = 0.05, 0.02
+    cfg.method.aux_every, cfg.method.aux_max_nodes = 3, 5
+    tr = Trainer(cfg.validate(), ds, signals=sig)
+    seen = []
+    import llmhni_ext.losses as L
+    orig = L.infonce
+    monkeypatch.setattr(L, "infonce", lambda a, b, tau: (seen.append(a.shape[0]), orig(a, b, tau))[1])
+    aux_steps = []
+    for s in range(tr.steps_per_epoch):
+        out = tr.train_step(0, s)
+        if "de" in out:
+            aux_steps.append(s)
+            assert "hal" in out
+    assert aux_steps == [s for s in range(tr.steps_per_epoch) if s % 3 == 0]
+    assert seen and max(seen) <= 5          # users and items each capped at 5 nodes
+    # reproducible: the node subset is a function of (seed, epoch, step)
+    a = Trainer(cfg, ds, signals=sig)._aux_nodes(torch.arange(40), torch.arange(40, 90), 1, 2)
+    b = Trainer(cfg, ds, signals=sig)._aux_nodes(torch.arange(40), torch.arange(40, 90), 1, 2)
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and a[0].numel() == 5 and a[1].numel() == 5
+    assert len(set(a[0].tolist())) == 5
+
+
+def test_aux_weight_is_n_lambda():
+    ds = tiny_dataset(noise=15)
+    sig = tiny_signals(ds)
+    vals = {}
+    for n in (1, 4):
+        cfg = small_cfg("llmhni", batch_size=32)
+        cfg.method.aux_every = n
+        tr = Trainer(cfg.validate(), ds, signals=sig)
+        vals[n] = tr.train_step(0, 0)       # step 0 is an aux step for every n; same init and batch
+    assert vals[4]["de"] == pytest.approx(4 * vals[1]["de"], rel=1e-5)
+    assert vals[4]["hal"] == pytest.approx(4 * vals[1]["hal"], rel=1e-5)
+    assert vals[4]["rec"] == pytest.approx(vals[1]["rec"], rel=1e-6)
+
+
 def test_llmhni_needs_signals():
     with pytest.raises(ValueError, match="needs the signals"):
         Trainer(small_cfg("llmhni"), tiny_dataset())
