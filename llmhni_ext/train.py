@@ -114,7 +114,7 @@ def denoised_edges(users: Tensor, items: Tensor, n_items: int, hard: Any, noisy:
 def signals_for(cfg: RunConfig, ds, cache_dir: Optional[str], progress: bool = True):
     """The signals stage's output for LLMHNI runs (semantic embeddings, judged edges)."""
     from . import signals as S
-    scfg = S.SignalsConfig(**cfg.signals)
+    scfg = S.SignalsConfig(**{**cfg.signals, "progress": bool(progress and cfg.signals.get("progress", True))})
     # the backbone's seed is the data seed, so every training seed shares one set of signals
     fn = lambda d: pretrain_backbone(d, seed=cfg.data.noise_seed, cache_dir=cache_dir,  # noqa: E731
                                      device=cfg.train.device, progress=progress)

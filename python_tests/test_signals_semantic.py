@@ -97,3 +97,25 @@ def test_config_validation_and_yaml(tmp_path):
     p.write_text("signals:\n  judge: embedding\n  proj_dim: 16\n  align: false\n")
     c = SignalsConfig.from_yaml(str(p))
     assert c.judge == "embedding" and c.proj_dim == 16 and c.align is False
+
+
+def test_interaction_embeddings_text_free_stand_in():
+    """encoder 'interactions': a truncated SVD of the normalised training matrix for data
+    sets without text; it reproduces the matrix's low-rank structure."""
+    from llmhni_ext.signals.stage import interaction_embeddings, text_embeddings
+    w, _ = make_world(60, 80, seed=3)
+    ue, ie = interaction_embeddings(w, dim=8, seed=0)
+    assert ue.shape == (w.n_users, 8) and ie.shape == (w.n_items, 8) and ue.dtype == np.float32
+    assert np.isfinite(ue).all() and np.isfinite(ie).all()
+    ue2, ie2 = interaction_embeddings(w, dim=8, seed=0)
+    assert np.array_equal(ue, ue2) and np.array_equal(ie, ie2)
+    # the rank-8 reconstruction scores the training pairs above random pairs
+    s = (ue @ ie.T)
+    tr = s[w.train.users.numpy(), w.train.items.numpy()].mean()
+    assert tr > s.mean() + 0.01
+    cfg = SignalsConfig(encoder="interactions", proj_dim=8)
+    u3, i3, mid = text_embeddings(w, cfg, None, "cpu", log=lambda m: None)
+    assert mid == "interactions-svd8" and np.array_equal(u3, ue)
+    no_text = type(w)(**{**{f: getattr(w, f) for f in w.__dataclass_fields__}, "user_text": None, "item_text": None})
+    with pytest.raises(ValueError, match="interactions"):
+        text_embeddings(no_text, SignalsConfig(encoder="hashing"), None, "cpu")

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
-ENCODERS = ("minilm", "sentence-transformers", "openai", "precomputed", "hashing")
+ENCODERS = ("minilm", "sentence-transformers", "openai", "precomputed", "hashing", "interactions")
 JUDGES = ("local-lm", "openai-chat", "embedding", "none")
 
 
@@ -22,7 +22,9 @@ class SignalsConfig:
     #: minilm (bundled all-MiniLM-L6-v2, offline) | sentence-transformers (encoder_path)
     #: | openai (/v1/embeddings at encoder_url) | precomputed (the data set's arrays or
     #: encoder_path .npy/.pkl files "users.npy,items.npy") | hashing (a tiny bag-of-words
-    #: encoder without any model; for tests and smoke runs)
+    #: encoder without any model; for tests and smoke runs) | interactions (TEXT-FREE
+    #: stand-in for data sets without text, e.g. the LightGCN-format ML-1M and Last.fm: a
+    #: truncated SVD of the training matrix; no language model is involved)
     encoder: str = "minilm"
     encoder_path: Optional[str] = None
     encoder_url: Optional[str] = None

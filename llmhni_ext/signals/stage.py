@@ -89,9 +89,34 @@ def _load_array(path: str) -> np.ndarray:
     raise ValueError(f"precomputed embeddings must be .npy or .pkl, got {path}")
 
 
+def interaction_embeddings(ds, dim: int = 64, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Text-free stand-in embeddings for data sets without text: the rank-``dim`` truncated
+    SVD of the symmetrically normalised training matrix, ``D_u^-1/2 R D_i^-1/2 = U S V^T``,
+    users ``U S^1/2`` and items ``V S^1/2`` (float32)."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import svds
+    u, i = ds.train.users.numpy(), ds.train.items.numpy()
+    r = sp.csr_matrix((np.ones(len(u), np.float64), (u, i)), shape=(ds.n_users, ds.n_items))
+    r.data[:] = 1.0                                   # duplicates count once
+    du = np.asarray(r.sum(1)).ravel()
+    di = np.asarray(r.sum(0)).ravel()
+    su = sp.diags(1.0 / np.sqrt(np.maximum(du, 1.0)))
+    si = sp.diags(1.0 / np.sqrt(np.maximum(di, 1.0)))
+    k = max(1, min(dim, min(ds.n_users, ds.n_items) - 1))
+    v0 = np.random.default_rng(seed).standard_normal(min(ds.n_users, ds.n_items))
+    uu, s, vt = svds((su @ r @ si).astype(np.float64), k=k, v0=v0)
+    w = np.sqrt(np.maximum(s, 0.0))
+    return (uu * w).astype(np.float32), (vt.T * w).astype(np.float32)
+
+
 def text_embeddings(ds, cfg: SignalsConfig, cache_dir: Optional[str], device: str,
                     log: Callable[[str], None] = print) -> Tuple[np.ndarray, np.ndarray, str]:
     """Raw user and item text embeddings (float32) and the encoder's model id."""
+    if cfg.encoder == "interactions":
+        ue, ie = interaction_embeddings(ds, dim=cfg.proj_dim, seed=cfg.seed)
+        log(f"signals: encoder 'interactions' is a TEXT-FREE stand-in (rank-{ue.shape[1]} SVD of the "
+            "training matrix), not a language model")
+        return ue, ie, f"interactions-svd{ue.shape[1]}"
     if cfg.encoder == "precomputed":
         if cfg.encoder_path:
             parts = [p.strip() for p in cfg.encoder_path.split(",")]
@@ -112,7 +137,7 @@ def text_embeddings(ds, cfg: SignalsConfig, cache_dir: Optional[str], device: st
         return ue, ie, mid
     if ds.user_text is None or ds.item_text is None:
         raise ValueError(f"data set {ds.name!r} has no user/item text; use encoder 'precomputed' with arrays, "
-                         "or run without semantic signals")
+                         "or the text-free stand-in encoder 'interactions' (signals.encoder=interactions)")
     from .embed_cache import EmbeddingCache
     from .encoders import make_encoder
     enc = make_encoder(cfg, device=device)
