@@ -9,6 +9,10 @@
 #include <cmath>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "common/registry.h"
 #include "sampler/sampler_checks.h"
 #include "sampler/sampler_common.h"
@@ -81,6 +85,311 @@ DrawCounts draw_first_interleaved(const Params& p, const I* rowptr, const I* col
   return dc;
 }
 
+// ---- scored modes (dns, llmhni) with drawn candidates -----------------------------
+// Per slot: the first draws of all M candidates (Philox, lane loops), their searches in
+// the user's row side by side, a redraw (draw_candidate replays the stream) for each
+// hit, then the scores, four candidates at a time, in the lane-8 order of lane8_dot.
+// llmhni slots are software-pipelined: the semantic rows of slot s's top K are
+// prefetched while slot s+1 is drawn and scored, then slot s is finished.
+
+constexpr int kPhiloxLanes = 16;
+
+// Words 0 and 1 of random4(seed, offset, index0 + l, 0), l < kPhiloxLanes (the same
+// arithmetic as philox4x32_10, written as lane loops the compiler vectorises).
+inline void first_words(uint64_t seed, uint64_t offset, uint64_t index0, uint32_t* w0, uint32_t* w1) {
+  constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
+  constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  uint32_t c0[kPhiloxLanes], c1[kPhiloxLanes], c2[kPhiloxLanes], c3[kPhiloxLanes];
+  const uint32_t off_lo = static_cast<uint32_t>(offset);
+  for (int l = 0; l < kPhiloxLanes; ++l) {
+    const uint64_t idx = index0 + static_cast<uint64_t>(l);
+    c0[l] = static_cast<uint32_t>(idx);
+    c1[l] = static_cast<uint32_t>(idx >> 32);
+    c2[l] = 0u;
+    c3[l] = off_lo;
+  }
+  uint32_t k0 = static_cast<uint32_t>(seed);
+  uint32_t k1 = static_cast<uint32_t>(seed >> 32) ^ static_cast<uint32_t>(offset >> 32);
+  for (int round = 0; round < 10; ++round) {
+    for (int l = 0; l < kPhiloxLanes; ++l) {
+      const uint64_t p0 = static_cast<uint64_t>(M0) * c0[l];
+      const uint64_t p1 = static_cast<uint64_t>(M1) * c2[l];
+      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[l] ^ k0;
+      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[l] ^ k1;
+      c0[l] = n0;
+      c1[l] = static_cast<uint32_t>(p1);
+      c2[l] = n2;
+      c3[l] = static_cast<uint32_t>(p0);
+    }
+    k0 += W0;
+    k1 += W1;
+  }
+  for (int l = 0; l < kPhiloxLanes; ++l) w0[l] = c0[l], w1[l] = c1[l];
+}
+
+template <typename T>
+inline void prefetch_row(const T* row, int64_t n) {
+  const char* r = reinterpret_cast<const char*>(row);
+  for (int64_t o = 0; o < n * static_cast<int64_t>(sizeof(T)); o += 64) __builtin_prefetch(r + o);
+}
+
+// lane8_dot of a with b[0..3] (bit-identical to four lane8_dot calls).
+template <typename T>
+inline void lane8_dot4(const T* a, const T* const* b, int64_t d, float* out) {
+  for (int j = 0; j < 4; ++j) out[j] = lane8_dot(a, b[j], d);
+}
+
+#if defined(__SSE2__)
+// Lanes 0-3 and 4-7 of the lane-8 partial sums -> the lane8_dot fold.
+inline float fold8(__m128 lo, __m128 hi) {
+  const __m128 s = _mm_add_ps(lo, hi);                   // l += l + 4
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));   // l0 + l2, l1 + l3
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+
+// The tail (d % 8 elements) in scalar lanes, then the fold.
+inline float finish8(__m128 lo, __m128 hi, const float* a, const float* b, int64_t k, int64_t d) {
+  if (k < d) {
+    alignas(16) float acc[8];
+    _mm_store_ps(acc, lo);
+    _mm_store_ps(acc + 4, hi);
+    for (int l = 0; k + l < d; ++l) acc[l] = acc[l] + a[k + l] * b[k + l];
+    lo = _mm_load_ps(acc);
+    hi = _mm_load_ps(acc + 4);
+  }
+  return fold8(lo, hi);
+}
+
+template <>
+inline void lane8_dot4<float>(const float* a, const float* const* b, int64_t d, float* out) {
+  __m128 lo0 = _mm_setzero_ps(), hi0 = lo0, lo1 = lo0, hi1 = lo0, lo2 = lo0, hi2 = lo0, lo3 = lo0, hi3 = lo0;
+  const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+  int64_t k = 0;
+  for (; k + 8 <= d; k += 8) {
+    const __m128 al = _mm_loadu_ps(a + k), ah = _mm_loadu_ps(a + k + 4);
+    lo0 = _mm_add_ps(lo0, _mm_mul_ps(al, _mm_loadu_ps(b0 + k)));
+    hi0 = _mm_add_ps(hi0, _mm_mul_ps(ah, _mm_loadu_ps(b0 + k + 4)));
+    lo1 = _mm_add_ps(lo1, _mm_mul_ps(al, _mm_loadu_ps(b1 + k)));
+    hi1 = _mm_add_ps(hi1, _mm_mul_ps(ah, _mm_loadu_ps(b1 + k + 4)));
+    lo2 = _mm_add_ps(lo2, _mm_mul_ps(al, _mm_loadu_ps(b2 + k)));
+    hi2 = _mm_add_ps(hi2, _mm_mul_ps(ah, _mm_loadu_ps(b2 + k + 4)));
+    lo3 = _mm_add_ps(lo3, _mm_mul_ps(al, _mm_loadu_ps(b3 + k)));
+    hi3 = _mm_add_ps(hi3, _mm_mul_ps(ah, _mm_loadu_ps(b3 + k + 4)));
+  }
+  out[0] = finish8(lo0, hi0, a, b0, k, d);
+  out[1] = finish8(lo1, hi1, a, b1, k, d);
+  out[2] = finish8(lo2, hi2, a, b2, k, d);
+  out[3] = finish8(lo3, hi3, a, b3, k, d);
+}
+#endif
+
+// cosine(a, norm_a, b, d) with |b| and <a, b> from one pass over b.
+template <typename T>
+inline float cosine_fused(const T* a, float norm_a, const T* b, int64_t d) {
+  return cosine(a, norm_a, b, d);
+}
+
+#if defined(__SSE2__)
+template <>
+inline float cosine_fused<float>(const float* a, float norm_a, const float* b, int64_t d) {
+  __m128 dl = _mm_setzero_ps(), dh = dl, nl = dl, nh = dl;
+  int64_t k = 0;
+  for (; k + 8 <= d; k += 8) {
+    const __m128 bl = _mm_loadu_ps(b + k), bh = _mm_loadu_ps(b + k + 4);
+    dl = _mm_add_ps(dl, _mm_mul_ps(_mm_loadu_ps(a + k), bl));
+    dh = _mm_add_ps(dh, _mm_mul_ps(_mm_loadu_ps(a + k + 4), bh));
+    nl = _mm_add_ps(nl, _mm_mul_ps(bl, bl));
+    nh = _mm_add_ps(nh, _mm_mul_ps(bh, bh));
+  }
+  const float norm_b = fsqrt(finish8(nl, nh, b, b, k, d));
+  float den = fmul(norm_a, norm_b);
+  if (den < kCosEps) den = kCosEps;
+  const float c = fdiv(finish8(dl, dh, a, b, k, d), den);
+  return fisnan(c) ? INFINITY : c;
+}
+#endif
+
+// Scratch of one slot in flight.
+struct SlotBuf {
+  std::vector<int64_t> cand;
+  std::vector<float> raw;  // backbone scores
+  std::vector<float> key;  // rank keys (NaN -> -inf)
+  std::vector<int64_t> top;
+  int64_t cnt = 0, u = 0, lo = 0, hi = 0;
+  void resize(int64_t M, int64_t K) {
+    const size_t m = static_cast<size_t>((M + kPhiloxLanes - 1) / kPhiloxLanes * kPhiloxLanes);
+    cand.resize(m);
+    raw.resize(m);
+    key.resize(m);
+    top.resize(static_cast<size_t>(std::max<int64_t>(K, 1)));
+  }
+};
+
+// Stage A of slot s: the first draw of each candidate (Philox words 0, 1 of sub 0) and
+// a fetch of the user's row, so that stage B finds both in cache.
+template <typename I, typename TE>
+inline void first_draws_slot(const Params& p, const I* rowptr, const I* col, const int64_t* users, const TE* ue,
+                             int64_t s, SlotBuf& buf) {
+  const int64_t u = users[s / p.N];
+  buf.u = u;
+  buf.lo = static_cast<int64_t>(rowptr[u]);
+  buf.hi = static_cast<int64_t>(rowptr[u + 1]);
+  prefetch_row(ue + u * p.d, p.d);
+  const int64_t row_bytes = (buf.hi - buf.lo) * static_cast<int64_t>(sizeof(I));
+  if (row_bytes <= 64 * 64) prefetch_row(col + buf.lo, buf.hi - buf.lo);
+  if (p.max_redraws == 0) return;  // every candidate comes from the exact fallback (stage B)
+  int64_t* cand = buf.cand.data();
+  const uint64_t index0 = static_cast<uint64_t>(s * p.M);
+  uint32_t w0[kPhiloxLanes], w1[kPhiloxLanes];
+  for (int64_t m0 = 0; m0 < p.M; m0 += kPhiloxLanes) {
+    first_words(p.seed, p.offset, index0 + static_cast<uint64_t>(m0), w0, w1);
+    const int lanes = static_cast<int>(std::min<int64_t>(kPhiloxLanes, p.M - m0));
+    for (int l = 0; l < lanes; ++l)
+      cand[m0 + l] = static_cast<int64_t>(uniform_index(w0[l], w1[l], static_cast<uint64_t>(p.n_items)));
+  }
+}
+
+// Stage B, first half: rejects the first draws that are positives of the user (the
+// searches run side by side: every candidate walks the same row, so they take the
+// same steps) and redraws them with draw_candidate, which replays the stream.
+template <typename I, typename TE>
+inline void reject_slot(const Params& p, const I* col, const TE* ie, int64_t s, SlotBuf& buf, DrawCounts& dc) {
+  int64_t* cand = buf.cand.data();
+  const uint64_t index0 = static_cast<uint64_t>(s * p.M);
+  const int64_t lo = buf.lo, hi = buf.hi;
+  if (p.max_redraws == 0) {
+    for (int64_t m = 0; m < p.M; ++m) {
+      cand[m] = draw_candidate(col, lo, hi, p.n_items, static_cast<const int64_t*>(nullptr), p.seed, p.offset,
+                               index0 + static_cast<uint64_t>(m), p.max_redraws, dc);
+      prefetch_row(ie + cand[m] * p.d, p.d);
+    }
+    return;
+  }
+  const int64_t n = hi - lo;
+  if (n == 0) return;
+  const I* row = col + lo;
+  int64_t pos[kMaxCandidates];
+  for (int64_t m = 0; m < p.M; ++m) pos[m] = 0;
+  for (int64_t len = n; len > 1;) {
+    const int64_t half = len >> 1;
+    for (int64_t m = 0; m < p.M; ++m)  // arithmetic, not a branch: the outcome is a coin flip
+      pos[m] += half * static_cast<int64_t>(static_cast<int64_t>(row[pos[m] + half]) <= cand[m]);
+    len -= half;
+  }
+  for (int64_t m = 0; m < p.M; ++m) {
+    if (static_cast<int64_t>(row[pos[m]]) == cand[m]) {
+      cand[m] = draw_candidate(col, lo, hi, p.n_items, static_cast<const int64_t*>(nullptr), p.seed, p.offset,
+                               index0 + static_cast<uint64_t>(m), p.max_redraws, dc);
+      prefetch_row(ie + cand[m] * p.d, p.d);
+    }
+  }
+}
+
+// Stage B, second half: scores buf.cand against the user's embedding (buf.raw, and
+// buf.key for ranking), fetching the item rows of the next slot's first draws on the way.
+template <typename TE>
+inline void score_slot(const Params& p, const TE* eu, const TE* ie, SlotBuf& buf, const SlotBuf* next) {
+  const int64_t* cand = buf.cand.data();
+  const int64_t* nc = next && p.max_redraws > 0 ? next->cand.data() : nullptr;
+  float* raw = buf.raw.data();
+  int64_t m = 0;
+  for (; m + 4 <= p.M; m += 4) {
+    if (nc)
+      for (int j = 0; j < 4; ++j) prefetch_row(ie + nc[m + j] * p.d, p.d);
+    const TE* b[4] = {ie + cand[m] * p.d, ie + cand[m + 1] * p.d, ie + cand[m + 2] * p.d, ie + cand[m + 3] * p.d};
+    lane8_dot4(eu, b, p.d, raw + m);
+  }
+  for (; m < p.M; ++m) {
+    if (nc) prefetch_row(ie + nc[m] * p.d, p.d);
+    raw[m] = lane8_dot(eu, ie + cand[m] * p.d, p.d);
+  }
+  for (m = 0; m < p.M; ++m) buf.key[m] = rank_key(raw[m]);
+}
+
+// Top K of buf.key by (score desc, index asc), by insertion, into buf.top[0, buf.cnt).
+inline void top_k_slot(const Params& p, SlotBuf& buf) {
+  const float* key = buf.key.data();
+  int64_t* top = buf.top.data();
+  int64_t cnt = 0;
+  for (int64_t m = 0; m < p.M; ++m) {
+    const float k = key[m];
+    if (cnt == p.K && !(k > key[top[cnt - 1]])) continue;
+    int64_t pos = cnt < p.K ? cnt : p.K - 1;
+    while (pos > 0 && key[top[pos - 1]] < k) {
+      top[pos] = top[pos - 1];
+      --pos;
+    }
+    top[pos] = m;
+    if (cnt < p.K) ++cnt;
+  }
+  buf.cnt = cnt;
+}
+
+// Slots [s0, s1) of a scored mode with drawn candidates, as a three-stage software
+// pipeline (A: first draws of s+1; B: rejection, scores and top K of s; C: the llmhni
+// choice of s-1), so that each stage's memory traffic is in flight during another's work.
+template <typename I, typename TE, typename TS>
+void sample_scored_drawn(const Params& p, const I* rowptr, const I* col, const int64_t* users, const TE* ue,
+                         const TE* ie, const TS* us, const TS* is, int64_t* neg, float* scores, int64_t s0, int64_t s1,
+                         DrawCounts& dc, int64_t& filtered, int64_t& fallbacks) {
+  SlotBuf bufs[3];
+  for (auto& b : bufs) b.resize(p.M, p.K);
+  const bool llm = p.mode == kLlmhni;
+  auto choose = [&](int64_t s, SlotBuf& buf) {
+    int64_t pick = 0;
+    if (!llm) {
+      float best = buf.key[0];
+      for (int64_t m = 1; m < p.M; ++m)
+        if (buf.key[m] > best) best = buf.key[m], pick = m;
+    } else {
+      const TS* su = us + buf.u * p.ds;
+      const float norm_u = fsqrt(lane8_dot(su, su, p.ds));
+      int64_t best = -1;
+      float best_c = INFINITY;
+      for (int64_t t = 0; t < buf.cnt; ++t) {
+        const int64_t m = buf.top[t];
+        const float c = cosine_fused(su, norm_u, is + buf.cand[m] * p.ds, p.ds);
+        if (c <= p.thr) {
+          if (best < 0 || c < best_c || (c == best_c && m < best)) best = m, best_c = c;
+        } else {
+          ++filtered;
+        }
+      }
+      if (best < 0) {  // every top-K candidate is a probable false negative
+        ++fallbacks;
+        best = 0;
+        best_c = cosine_fused(su, norm_u, is + buf.cand[0] * p.ds, p.ds);
+        for (int64_t m = 1; m < p.M; ++m) {
+          const float c = cosine_fused(su, norm_u, is + buf.cand[m] * p.ds, p.ds);
+          if (c < best_c) best = m, best_c = c;
+        }
+      }
+      pick = best;
+    }
+    neg[s] = buf.cand[pick];
+    if (scores) scores[s] = buf.raw[pick];
+  };
+  first_draws_slot(p, rowptr, col, users, ue, s0, bufs[0]);
+  if (p.max_redraws > 0)
+    for (int64_t m = 0; m < p.M; ++m) prefetch_row(ie + bufs[0].cand[m] * p.d, p.d);
+  for (int64_t s = s0; s < s1; ++s) {
+    SlotBuf& cur = bufs[(s - s0) % 3];
+    SlotBuf* next = s + 1 < s1 ? &bufs[(s + 1 - s0) % 3] : nullptr;
+    if (next) first_draws_slot(p, rowptr, col, users, ue, s + 1, *next);
+    reject_slot(p, col, ie, s, cur, dc);
+    score_slot(p, ue + cur.u * p.d, ie, cur, next);
+    if (!llm) {
+      choose(s, cur);
+      continue;
+    }
+    top_k_slot(p, cur);
+    prefetch_row(us + cur.u * p.ds, p.ds);
+    for (int64_t t = 0; t < cur.cnt; ++t) prefetch_row(is + cur.cand[cur.top[t]] * p.ds, p.ds);
+    if (s > s0) choose(s - 1, bufs[(s - 1 - s0) % 3]);
+  }
+  if (llm) choose(s1 - 1, bufs[(s1 - 1 - s0) % 3]);
+}
+
 template <typename I, typename TE, typename TS>
 void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64_t* users, const int64_t* cands,
                      const int64_t* cdf, const TE* ue, const TE* ie, const TS* us, const TS* is, int64_t* neg,
@@ -100,6 +409,22 @@ void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64
     counts_out[0] = c_rej.load();
     counts_out[1] = c_exh.load();
     counts_out[2] = counts_out[3] = 0;
+    return;
+  }
+  if (scored && !cands) {
+    at::parallel_for(0, S, grain, [&](int64_t s0, int64_t s1) {
+      DrawCounts dc;
+      int64_t filtered = 0, fallbacks = 0;
+      sample_scored_drawn(p, rowptr, col, users, ue, ie, us, is, neg, scores, s0, s1, dc, filtered, fallbacks);
+      c_rej += dc.rejected;
+      c_exh += dc.exhausted;
+      c_filt += filtered;
+      c_fb += fallbacks;
+    });
+    counts_out[0] = c_rej.load();
+    counts_out[1] = c_exh.load();
+    counts_out[2] = c_filt.load();
+    counts_out[3] = c_fb.load();
     return;
   }
   at::parallel_for(0, S, grain, [&](int64_t s0, int64_t s1) {
