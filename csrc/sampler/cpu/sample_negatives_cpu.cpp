@@ -29,11 +29,24 @@ struct Params {
   Mode mode;
 };
 
+constexpr int kPhiloxLanes = 16;
+
+// Words 0 and 1 of random4(seed, offset, index0 + l * stride, 0), l < kPhiloxLanes.
+// (Scalar: independent Philox calls already overlap in the core; SSE2 lanes were no faster.)
+inline void first_words(uint64_t seed, uint64_t offset, uint64_t index0, uint32_t* w0, uint32_t* w1,
+                        uint64_t stride = 1) {
+  for (int l = 0; l < kPhiloxLanes; ++l) {
+    const Random4 r = random4(seed, offset, index0 + static_cast<uint64_t>(l) * stride, 0);
+    w0[l] = r.x[0];
+    w1[l] = r.x[1];
+  }
+}
+
 // uniform / popularity: slots in groups of kGroup whose first draws are searched in
 // lockstep, so that the cache misses of the row look-ups overlap. A first draw that
 // hits a positive goes through draw_candidate (which replays it), so the samples and
 // counts are those of the plain per-slot loop.
-constexpr int kGroup = 16;
+constexpr int kGroup = kPhiloxLanes;
 
 template <typename I, typename TE>
 DrawCounts draw_first_interleaved(const Params& p, const I* rowptr, const I* col, const int64_t* users,
@@ -44,18 +57,19 @@ DrawCounts draw_first_interleaved(const Params& p, const I* rowptr, const I* col
   const int64_t total = pcdf ? pcdf[p.n_items - 1] : 0;
   int64_t u[kGroup], lo[kGroup], hi[kGroup], item[kGroup], n[kGroup];
   const I* base[kGroup];
+  uint32_t w0[kGroup], w1[kGroup];
   for (int64_t s = s0; s < s1; s += kGroup) {
     const int g = static_cast<int>(std::min<int64_t>(kGroup, s1 - s));
+    if (p.max_redraws > 0)
+      first_words(p.seed, p.offset, static_cast<uint64_t>(s * p.M), w0, w1, static_cast<uint64_t>(p.M));
     for (int j = 0; j < g; ++j) {
       u[j] = users[(s + j) / p.N];
       lo[j] = static_cast<int64_t>(rowptr[u[j]]);
       hi[j] = static_cast<int64_t>(rowptr[u[j] + 1]);
-      const uint64_t index = static_cast<uint64_t>((s + j) * p.M);
       if (p.max_redraws > 0) {
-        const Random4 r = random4(p.seed, p.offset, index, 0);
         item[j] = pcdf ? upper_bound_cdf(pcdf, p.n_items,
-                                         static_cast<int64_t>(uniform_index(r.x[0], r.x[1], static_cast<uint64_t>(total))))
-                       : static_cast<int64_t>(uniform_index(r.x[0], r.x[1], static_cast<uint64_t>(p.n_items)));
+                                         static_cast<int64_t>(uniform_index(w0[j], w1[j], static_cast<uint64_t>(total))))
+                       : static_cast<int64_t>(uniform_index(w0[j], w1[j], static_cast<uint64_t>(p.n_items)));
       }
       n[j] = hi[j] - lo[j];
       base[j] = col + lo[j];
@@ -91,41 +105,6 @@ DrawCounts draw_first_interleaved(const Params& p, const I* rowptr, const I* col
 // hit, then the scores, four candidates at a time, in the lane-8 order of lane8_dot.
 // llmhni slots are software-pipelined: the semantic rows of slot s's top K are
 // prefetched while slot s+1 is drawn and scored, then slot s is finished.
-
-constexpr int kPhiloxLanes = 16;
-
-// Words 0 and 1 of random4(seed, offset, index0 + l, 0), l < kPhiloxLanes (the same
-// arithmetic as philox4x32_10, written as lane loops the compiler vectorises).
-inline void first_words(uint64_t seed, uint64_t offset, uint64_t index0, uint32_t* w0, uint32_t* w1) {
-  constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
-  constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
-  uint32_t c0[kPhiloxLanes], c1[kPhiloxLanes], c2[kPhiloxLanes], c3[kPhiloxLanes];
-  const uint32_t off_lo = static_cast<uint32_t>(offset);
-  for (int l = 0; l < kPhiloxLanes; ++l) {
-    const uint64_t idx = index0 + static_cast<uint64_t>(l);
-    c0[l] = static_cast<uint32_t>(idx);
-    c1[l] = static_cast<uint32_t>(idx >> 32);
-    c2[l] = 0u;
-    c3[l] = off_lo;
-  }
-  uint32_t k0 = static_cast<uint32_t>(seed);
-  uint32_t k1 = static_cast<uint32_t>(seed >> 32) ^ static_cast<uint32_t>(offset >> 32);
-  for (int round = 0; round < 10; ++round) {
-    for (int l = 0; l < kPhiloxLanes; ++l) {
-      const uint64_t p0 = static_cast<uint64_t>(M0) * c0[l];
-      const uint64_t p1 = static_cast<uint64_t>(M1) * c2[l];
-      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[l] ^ k0;
-      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[l] ^ k1;
-      c0[l] = n0;
-      c1[l] = static_cast<uint32_t>(p1);
-      c2[l] = n2;
-      c3[l] = static_cast<uint32_t>(p0);
-    }
-    k0 += W0;
-    k1 += W1;
-  }
-  for (int l = 0; l < kPhiloxLanes; ++l) w0[l] = c0[l], w1[l] = c1[l];
-}
 
 template <typename T>
 inline void prefetch_row(const T* row, int64_t n) {
