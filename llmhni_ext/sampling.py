@@ -162,7 +162,8 @@ class NegativeSampler:
         """
         if mode not in MODES:
             raise ValueError(f"NegativeSampler.sample: mode must be one of {MODES}, got {mode!r}")
-        users = torch.as_tensor(users)
+        if not isinstance(users, Tensor):
+            users = torch.as_tensor(users)
         if users.dim() != 1 or users.is_floating_point():
             raise ValueError(f"NegativeSampler.sample: users must be a 1-D integer tensor, got {users.dtype} "
                              f"of shape {tuple(users.shape)}")

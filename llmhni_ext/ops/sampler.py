@@ -15,6 +15,16 @@ from torch import Tensor
 from .. import _backend
 
 
+_FN = {}  # device -> callable; the backend is resolved once per process
+
+
+def _dispatch(device: torch.device):
+    fn = _FN.get(device)
+    if fn is None:
+        fn = _FN[device] = _backend.dispatch("sample_negatives", device)
+    return fn
+
+
 def sample_negatives(rowptr: Tensor, col: Tensor, users: Tensor, n_items: int, mode: str,
                      num_negatives: int, num_candidates: int, top_k: int, sim_threshold: float,
                      seed: int, offset: int, max_redraws: int, candidates: Optional[Tensor] = None,
@@ -22,7 +32,7 @@ def sample_negatives(rowptr: Tensor, col: Tensor, users: Tensor, n_items: int, m
                      item_emb: Optional[Tensor] = None, user_sem: Optional[Tensor] = None,
                      item_sem: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
     """See :func:`llmhni_ext.reference.sample_negatives` for the contract."""
-    fn = _backend.dispatch("sample_negatives", users.device)
+    fn = _dispatch(users.device)
     return fn(rowptr, col, users, int(n_items), str(mode), int(num_negatives), int(num_candidates),
               int(top_k), float(sim_threshold), int(seed), int(offset), int(max_redraws), candidates,
               pop_cdf, user_emb, item_emb, user_sem, item_sem)
