@@ -82,6 +82,32 @@ def test_kernel_matches_reference(mode, shape, dims, dtype, index_dtype, redraws
     assert not bool(torch.isnan(got[1]).any())  # every score written
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("d,M,K", [(8, 1, 1), (13, 17, 5), (64, 64, 8), (67, 33, 33), (3, 70, 2)])
+def test_kernel_matches_reference_dense_rows(mode, d, M, K):
+    """fp32 and int32 like the benchmarks: long rows (many rejections and replays), widths
+    with and without a d % 8 tail, M not a multiple of 4 or 16, several slots per thread."""
+    gen = torch.Generator().manual_seed(d * 1000 + M)
+    n_users, n_items = 12, 150
+    rowptr, col = random_graph(n_users, n_items, 1500, gen, torch.int32)  # ~130 of 150 items per user
+    users = torch.randint(0, n_users, (97,), generator=gen)
+    emb = (torch.randn(n_users, d, generator=gen), torch.randn(n_items, d, generator=gen))
+    sem = (torch.randn(n_users, d + 1, generator=gen), torch.randn(n_items, d + 1, generator=gen))
+    kw = dict(N=2, M=M, K=K, thr=0.1, seed=77, offset=5, redraws=8, cdf=pop_cdf(col, n_items), emb=emb, sem=sem)
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            got = call(ops.sample_negatives, rowptr, col, users, n_items, mode, **kw)
+            want = call(R.sample_negatives, rowptr, col, users, n_items, mode, **kw)
+            for g, w in zip(got, want):
+                assert torch.equal(g, w)
+    finally:
+        torch.set_num_threads(threads)
+    assert int(got[2][0]) > 0  # rejections happened
+    assert_no_positive(got[0], users, positives_of(rowptr, col))
+
+
 def test_llmhni_equals_reference_given_candidates():
     gen = torch.Generator().manual_seed(1)
     n_users, n_items, B, N, M, K = 40, 500, 64, 2, 64, 8
