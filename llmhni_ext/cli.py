@@ -25,6 +25,30 @@ from .methods import METHODS, NEEDS_SIGNALS
 EXIT_INTERRUPTED = 130
 
 
+def _reusable_result(done: str, cfg) -> Optional[Dict[str, Any]]:
+    """A finished run's results when they were produced by the same training-relevant
+    configuration; a run made with other settings is moved aside (``<dir>.stale-N``) so
+    that it is redone instead of silently reused."""
+    from .train import _train_relevant
+    if not os.path.isfile(done):
+        return None
+    with open(done, encoding="utf-8") as f:
+        res = json.load(f)
+    theirs = res.get("config")
+    mine = _train_relevant(cfg.to_dict())
+    if isinstance(theirs, dict) and _train_relevant(theirs) == mine:
+        return res
+    run_dir = os.path.dirname(done)
+    n = 1
+    while os.path.exists(f"{run_dir}.stale-{n}"):
+        n += 1
+    os.replace(run_dir, f"{run_dir}.stale-{n}")
+    diff = sorted(k for k in mine if not isinstance(theirs, dict) or _train_relevant(theirs).get(k) != mine[k])
+    print(f"[compare] {run_dir} was made with other settings ({', '.join(diff[:4]) or 'no config'}); "
+          f"moved to {run_dir}.stale-{n} and run again", flush=True)
+    return None
+
+
 def _default_cache() -> str:
     return os.environ.get("LLMHNI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "llmhni")
 
@@ -165,9 +189,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 run_dir = os.path.join(out, f"{m}-noise{noise:g}-seed{seed}")
                 cfg.out = run_dir
                 done = os.path.join(run_dir, "results.json")
-                if os.path.isfile(done) and not args.force:
-                    with open(done, encoding="utf-8") as f:
-                        res = json.load(f)
+                res = _reusable_result(done, cfg) if not args.force else None
+                if res is not None:
                     print(f"[compare] {m} noise {noise:g} seed {seed}: already done ({done})", flush=True)
                 else:
                     if m in NEEDS_SIGNALS and signals is None:

@@ -47,3 +47,25 @@ def implied_settings(name: str) -> Dict[str, Any]:
 
 def is_llmhni(name: str) -> bool:
     return name.startswith("llmhni")
+
+
+_LLMHNI_KEYS = ("num_candidates", "top_k", "sim_threshold", "lambda_de", "lambda_hal", "tau_de", "tau_hal",
+                "keep_prob", "predict_graph", "semantic_sampling", "objective_alignment", "interaction_denoising",
+                "hallucination_robust", "aux_every", "aux_max_nodes")
+#: the MethodConfig fields each method reads (besides name and num_negatives)
+METHOD_KEYS: Dict[str, tuple] = {
+    "bpr": (), "dns": ("num_candidates",), "tce": ("tce_max_drop", "tce_warmup_epochs"), "rce": ("rce_beta",),
+    "sgl": ("ssl_lambda", "ssl_tau", "keep_prob"), "simgcl": ("ssl_lambda", "ssl_tau", "simgcl_eps"),
+    **{m: _LLMHNI_KEYS for m in METHODS if m.startswith("llmhni")},
+}
+
+
+def relevant_method_keys(name: str) -> tuple:
+    """The ``method.*`` settings that change what method ``name`` trains."""
+    return ("name", "num_negatives") + METHOD_KEYS.get(name, tuple(f for f in _all_fields()))
+
+
+def _all_fields() -> tuple:
+    from .config import MethodConfig
+    import dataclasses
+    return tuple(f.name for f in dataclasses.fields(MethodConfig))

@@ -595,6 +595,17 @@ def _train_relevant(cfg: Dict[str, Any]) -> Dict[str, Any]:
     for k in ("train.progress", "train.epochs", "train.threads", "train.eval_batch_size",
               "train.eval_item_block", "data.data_root"):
         flat.pop(k, None)
+    # only the method settings (and signals) the method reads
+    from .methods import METHODS, NEEDS_SIGNALS, implied_settings, relevant_method_keys
+    name = flat.get("method.name")
+    if name in METHODS:     # what the name implies (the ablation switches), as the Trainer applies it
+        flat.update({f"method.{k}": v for k, v in implied_settings(name).items()})
+    keep = set(relevant_method_keys(name))
+    for k in [k for k in flat if k.startswith("method.") and k[len("method."):] not in keep]:
+        del flat[k]
+    if name not in NEEDS_SIGNALS:
+        for k in [k for k in flat if k.startswith("signals.")]:
+            del flat[k]
     return flat
 
 

@@ -126,3 +126,26 @@ def test_compare_table_and_plots(tmp_path, capsys):
 def test_compare_rejects_unknown_method(capsys):
     assert cli.main(["compare", "--methods", "bpr,magic"]) == 2
     assert "unknown method 'magic'" in capsys.readouterr().err
+
+
+def test_compare_reruns_runs_made_with_other_settings(tmp_path, capsys):
+    """A finished run is reused only when the settings its method reads are unchanged."""
+    import json as _json
+    from llmhni_ext.cli import _reusable_result
+    from llmhni_ext.config import RunConfig
+    run = tmp_path / "dns-noise0-seed0"
+    run.mkdir()
+    cfg = RunConfig()
+    cfg.method.name = "dns"
+    (run / "results.json").write_text(_json.dumps({"config": cfg.to_dict(), "test": {}}))
+    same = RunConfig()
+    same.method.name = "dns"
+    same.method.top_k = 1                      # dns does not read top_k: still reusable
+    same.method.lambda_de = 0.5
+    assert _reusable_result(str(run / "results.json"), same) is not None
+    other = RunConfig()
+    other.method.name = "dns"
+    other.method.num_candidates = 3            # dns reads it: the old run is moved aside
+    assert _reusable_result(str(run / "results.json"), other) is None
+    assert not run.exists() and (tmp_path / "dns-noise0-seed0.stale-1" / "results.json").is_file()
+    assert "num_candidates" in capsys.readouterr().out
