@@ -76,10 +76,10 @@ class MethodConfig:
     tau_hal: float = 0.2
     keep_prob: float = 0.8            # edge keep rate of the L_hal views (and SGL's)
     # cost of LLMHNI's auxiliary terms (the objective is unchanged in expectation):
-    # (bench/epoch_time.py: with 4 / 1024 an ML-1M epoch costs <= 2x plain LightGCN's; 1 / 0 = every
+    # (bench/epoch_time.py: with 4 / 512 an ML-1M epoch costs <= 2x plain LightGCN's; 1 / 0 = every
     # step over all of the batch's nodes, 4-6x; the two were equal or better on ML-100K validation)
     aux_every: int = 4                # compute L_de and L_hal on every n-th step, weighted n x lambda
-    aux_max_nodes: int = 1024         # contrast at most this many of the batch's users (and items); 0 = all
+    aux_max_nodes: int = 512          # contrast at most this many of the batch's users (and items); 0 = all
     predict_graph: str = "denoised"   # denoised (G') | original (G)
     semantic_sampling: bool = True    # False: "w/o semantic sampling" (score-only hard negatives)
     objective_alignment: bool = True  # False: "w/o objective alignment" (raw text similarity)
