@@ -343,20 +343,25 @@ inline void score_slot(const Params& p, const TE* eu, const TE* ie, SlotBuf& buf
 }
 
 // Top K of buf.key by (score desc, index asc), by insertion, into buf.top[0, buf.cnt).
+// The kept keys live in a local array, so a candidate below the K-th is one compare.
 inline void top_k_slot(const Params& p, SlotBuf& buf) {
   const float* key = buf.key.data();
   int64_t* top = buf.top.data();
+  float tk[kMaxCandidates];
+  const int64_t K = p.K;
   int64_t cnt = 0;
   for (int64_t m = 0; m < p.M; ++m) {
     const float k = key[m];
-    if (cnt == p.K && !(k > key[top[cnt - 1]])) continue;
-    int64_t pos = cnt < p.K ? cnt : p.K - 1;
-    while (pos > 0 && key[top[pos - 1]] < k) {
+    if (cnt == K && !(k > tk[K - 1])) continue;
+    int64_t pos = cnt < K ? cnt : K - 1;
+    while (pos > 0 && tk[pos - 1] < k) {
+      tk[pos] = tk[pos - 1];
       top[pos] = top[pos - 1];
       --pos;
     }
+    tk[pos] = k;
     top[pos] = m;
-    if (cnt < p.K) ++cnt;
+    if (cnt < K) ++cnt;
   }
   buf.cnt = cnt;
 }
