@@ -157,11 +157,12 @@ DrawCounts draw_first_interleaved(const Params& p, const I* rowptr, const I* col
 }
 
 // ---- scored modes (dns, llmhni) with drawn candidates -----------------------------
-// Per slot: the first draws of all M candidates (Philox, lane loops), their searches in
-// the user's row side by side, a redraw (draw_candidate replays the stream) for each
-// hit, then the scores, four candidates at a time, in the lane-8 order of lane8_dot.
-// llmhni slots are software-pipelined: the semantic rows of slot s's top K are
-// prefetched while slot s+1 is drawn and scored, then slot s is finished.
+// Per slot: the first draws of all M candidates (first_words), their searches in the
+// user's row side by side, a redraw (draw_candidate replays the stream) for each hit,
+// then the scores, four candidates at a time, in the lane-8 order of lane8_dot, the
+// top K and the llmhni choice. Slots are software-pipelined (sample_scored_drawn), so
+// the item, row and semantic fetches of one slot overlap another slot's arithmetic.
+// The numbers are those of the plain per-candidate loop (and the reference twin).
 
 template <typename T>
 inline void prefetch_row(const T* row, int64_t n) {
