@@ -108,6 +108,39 @@ def test_kernel_matches_reference_dense_rows(mode, d, M, K):
     assert_no_positive(got[0], users, positives_of(rowptr, col))
 
 
+_SCALAR_CHECK = """
+import torch, sys
+sys.path.insert(0, {tests!r})
+from test_sampler_op import MODES, call, pop_cdf, random_graph
+from llmhni_ext import reference as R
+from llmhni_ext.ops import sampler as ops
+gen = torch.Generator().manual_seed(8)
+rowptr, col = random_graph(12, 150, 1500, gen, torch.int32)
+users = torch.randint(0, 12, (41,), generator=gen)
+emb = (torch.randn(12, 64, generator=gen), torch.randn(150, 64, generator=gen))
+for mode in MODES:
+    kw = dict(N=2, M=37, K=5, thr=0.1, seed=3, offset=2**33 + 5, redraws=8, cdf=pop_cdf(col, 150), emb=emb, sem=emb)
+    got = call(ops.sample_negatives, rowptr, col, users, 150, mode, **kw)
+    want = call(R.sample_negatives, rowptr, col, users, 150, mode, **kw)
+    assert all(torch.equal(g, w) for g, w in zip(got, want)), mode
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not _backend.has_kernel("sample_negatives", "cpu"), reason="no compiled CPU kernel")
+def test_kernel_scalar_philox_path_matches_reference():
+    """LLMHNI_SAMPLER_NO_AVX2=1: the path of CPUs without AVX2 (read once, so in a fresh process)."""
+    import os
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, LLMHNI_SAMPLER_NO_AVX2="1")
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(here), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", _SCALAR_CHECK.format(tests=here)], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout + out.stderr
+
+
 def test_llmhni_equals_reference_given_candidates():
     gen = torch.Generator().manual_seed(1)
     n_users, n_items, B, N, M, K = 40, 500, 64, 2, 64, 8

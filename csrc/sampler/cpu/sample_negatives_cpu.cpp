@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -81,7 +82,12 @@ __attribute__((target("avx2"))) void first_words_avx2(uint64_t seed, uint64_t of
   }
 }
 
-const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+// LLMHNI_SAMPLER_NO_AVX2=1 takes the scalar path (tests compare both with the reference).
+const bool kHaveAvx2 = [] {
+  __builtin_cpu_init();  // this may run before libgcc's own CPU detection constructor
+  const char* off = std::getenv("LLMHNI_SAMPLER_NO_AVX2");
+  return __builtin_cpu_supports("avx2") && !(off != nullptr && off[0] == '1');
+}();
 #endif
 
 // Words 0 and 1 of random4(seed, offset, index0 + l * stride, 0), l < kPhiloxLanes:
