@@ -86,11 +86,11 @@ class MethodConfig:
     interaction_denoising: bool = True  # False: "w/o interaction denoising" (no G', no L_de)
     hallucination_robust: bool = True  # False: "w/o hallucination-robust learning" (no L_hal)
     # T-CE / R-CE (Wang et al., "Denoising implicit feedback for recommendation")
-    tce_max_drop: float = 0.2
+    tce_max_drop: float = 0.1         # 0.1 > 0.2 on ML-100K validation Recall@20 (20% noise)
     tce_warmup_epochs: int = 10
     rce_beta: float = 0.25
     # SGL / SimGCL
-    ssl_lambda: float = 0.1
+    ssl_lambda: float = 0.01          # 0.1 holds BPR near ln 2 on ML-100K; 0.01 > 0.003 > 0.1 on validation
     ssl_tau: float = 0.2
     simgcl_eps: float = 0.1
 
