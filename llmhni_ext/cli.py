@@ -37,6 +37,10 @@ def _reusable_result(done: str, cfg) -> Optional[Dict[str, Any]]:
     theirs = res.get("config")
     mine = _train_relevant(cfg.to_dict())
     if isinstance(theirs, dict) and _train_relevant(theirs) == mine:
+        if not res.get("stopped_early") and int(res.get("epochs_run", cfg.train.epochs)) < cfg.train.epochs:
+            print(f"[compare] {os.path.dirname(done)} ran {res.get('epochs_run')} of the "
+                  f"{cfg.train.epochs} epochs now asked for; resuming it", flush=True)
+            return None          # same settings, more epochs: the checkpoint continues
         return res
     run_dir = os.path.dirname(done)
     n = 1

@@ -149,3 +149,22 @@ def test_compare_reruns_runs_made_with_other_settings(tmp_path, capsys):
     assert _reusable_result(str(run / "results.json"), other) is None
     assert not run.exists() and (tmp_path / "dns-noise0-seed0.stale-1" / "results.json").is_file()
     assert "num_candidates" in capsys.readouterr().out
+
+
+def test_compare_resumes_a_run_asked_for_more_epochs(tmp_path, capsys):
+    import json as _json
+    from llmhni_ext.cli import _reusable_result
+    from llmhni_ext.config import RunConfig
+    run = tmp_path / "bpr-noise0-seed0"
+    run.mkdir()
+    cfg = RunConfig()
+    cfg.method.name, cfg.train.epochs = "bpr", 3
+    res = {"config": cfg.to_dict(), "epochs_run": 3, "stopped_early": False}
+    (run / "results.json").write_text(_json.dumps(res))
+    assert _reusable_result(str(run / "results.json"), cfg) is not None
+    more = RunConfig()
+    more.method.name, more.train.epochs = "bpr", 5
+    assert _reusable_result(str(run / "results.json"), more) is None and run.is_dir()   # kept, resumed
+    res["stopped_early"] = True
+    (run / "results.json").write_text(_json.dumps(res))
+    assert _reusable_result(str(run / "results.json"), more) is not None                # early-stopped: done

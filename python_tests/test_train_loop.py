@@ -201,3 +201,13 @@ def test_ml100k_slice_end_to_end():
     assert res["test"]["users"] > 0 and res["data"]["injected_noise"] == int(ds.train_noise.sum())
     res = Trainer(small_cfg("llmhni", epochs=1, batch_size=512), ds, signals=tiny_signals(ds)).fit()
     assert res["test"]["users"] > 0
+
+
+def test_resume_a_finished_run_with_more_epochs_equals_the_longer_run(tmp_path):
+    ds = tiny_dataset()
+    full = Trainer(small_cfg("bpr", epochs=4, patience=100), ds, out_dir=str(tmp_path / "a")).fit()
+    Trainer(small_cfg("bpr", epochs=2, patience=100), ds, out_dir=str(tmp_path / "b")).fit()
+    tr = Trainer(small_cfg("bpr", epochs=4, patience=100), ds, out_dir=str(tmp_path / "b"))
+    assert tr.resume() and tr.epoch == 2
+    res = tr.fit()
+    assert res["epochs_run"] == 4 and res["test"] == full["test"] and res["valid"] == full["valid"]
