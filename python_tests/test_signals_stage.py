@@ -140,6 +140,14 @@ def test_user_limit_is_a_seeded_sample():
     assert len(set(a.judgments["users"].tolist())) == 20
 
 
+def test_auto_user_limit_judges_everyone_with_the_embedding_judge():
+    """cand_max_users=-1: the 300-user CPU sample is for language-model judges only."""
+    ds, truth = make_world(320, 200, seed=2)
+    sig = prepare_signals(ds, _cfg(judge="embedding", cand_max_users=-1, device="cpu"),
+                          backbone_embeddings=_backbone(ds, truth), log=lambda m: None)
+    assert sig.summary["logical"]["users"] == 320
+
+
 def test_signals_feed_the_trainer(tmp_path):
     """The stage's output is what the LLMHNI trainer consumes (aligned and raw embeddings, edges)."""
     train = pytest.importorskip("llmhni_ext.train")

@@ -47,8 +47,9 @@ class SignalsConfig:
     cand_pos_per_user: int = 2         #: lowest-scored training positives per user
     cand_neg_per_user: int = 1         #: highest-scored non-interacted items per user
     context_items: int = 3             #: highest-scored interacted items shown in the item-centric view
-    #: users whose candidates are judged: -1 = auto (every user on a GPU, 300 on a CPU, which keeps
-    #: the default ML-100K preparation within 15 minutes on 2 cores), 0 = every user, N = a seeded
+    #: users whose candidates are judged: -1 = auto (every user on a GPU or with the embedding
+    #: judge; 300 for a language-model judge on a CPU, which keeps the default ML-100K preparation
+    #: within 15 minutes on 2 cores), 0 = every user, N = a seeded
     #: random sample of N users (unbiased for the precision/recall in the summary)
     cand_max_users: int = -1
     # --- judges ---------------------------------------------------------------------

@@ -239,6 +239,15 @@ def _kappa(a: List[str], b: List[str]) -> float:
     return float((po - pe) / (1 - pe)) if pe < 1 else 1.0
 
 
+def judged_user_limit(cfg: SignalsConfig, device: str) -> int:
+    """How many users' candidates are judged (0 = all): ``cand_max_users``, or for -1 (auto)
+    every user on a GPU or with the instant embedding judge, and a seeded sample of 300 for a
+    language-model judge on a CPU (about 2 s per user there)."""
+    if cfg.cand_max_users >= 0:
+        return cfg.cand_max_users
+    return 0 if str(device).startswith("cuda") or cfg.judge == "embedding" else 300
+
+
 def _cfg_key(cfg: SignalsConfig) -> str:
     d = cfg.to_dict()
     d.pop("progress", None)
@@ -274,6 +283,7 @@ def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = N
     final_path = None
     if cache_dir:
         h = hashlib.sha256(_cfg_key(cfg).encode())
+        h.update(f"|judged-users={judged_user_limit(cfg, device)}".encode())   # what "auto" resolved to
         if bb is not None:
             h.update(bb[0].numpy().tobytes())
             h.update(bb[1].numpy().tobytes())
@@ -354,9 +364,7 @@ def _logical(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw, item_raw, device,
     cands = propose_candidates(bb[0], bb[1], train_pos, n_pos=cfg.cand_pos_per_user, n_neg=cfg.cand_neg_per_user,
                                n_context=cfg.context_items)
     cands = [c for c in cands if c.positives or c.negatives]
-    limit = cfg.cand_max_users
-    if limit < 0:
-        limit = 0 if str(device).startswith("cuda") else 300
+    limit = judged_user_limit(cfg, device)
     if 0 < limit < len(cands):
         rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0x6A756467]))
         keep = np.sort(rng.choice(len(cands), size=limit, replace=False))
