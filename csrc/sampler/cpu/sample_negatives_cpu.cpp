@@ -376,6 +376,36 @@ inline void top_k_slot(const Params& p, SlotBuf& buf) {
 // Slots [s0, s1) of a scored mode with drawn candidates, as a three-stage software
 // pipeline (A: first draws of s+1; B: rejection, scores and top K of s; C: the llmhni
 // choice of s-1), so that each stage's memory traffic is in flight during another's work.
+// llmhni's choice among the top K candidates (slots top[0..cnt)): the one least similar to the
+// user (lowest cosine, ties to the lower slot), never one above `thr`. When every top-K
+// candidate is above it (probable false negatives), the least similar of all M slots, counted
+// as a fallback. `cos(m)` is the cosine of slot m.
+template <typename Cos>
+inline int64_t least_similar(const int64_t* top, int64_t cnt, int64_t M, float thr, int64_t& filtered,
+                             int64_t& fallbacks, Cos cos) {
+  int64_t best = -1;
+  float best_c = INFINITY;
+  for (int64_t t = 0; t < cnt; ++t) {
+    const int64_t m = top[t];
+    const float c = cos(m);
+    if (c <= thr) {
+      if (best < 0 || c < best_c || (c == best_c && m < best)) best = m, best_c = c;
+    } else {
+      ++filtered;
+    }
+  }
+  if (best < 0) {
+    ++fallbacks;
+    best = 0;
+    best_c = cos(0);
+    for (int64_t m = 1; m < M; ++m) {
+      const float c = cos(m);
+      if (c < best_c) best = m, best_c = c;
+    }
+  }
+  return best;
+}
+
 template <typename I, typename TE, typename TS>
 void sample_scored_drawn(const Params& p, const I* rowptr, const I* col, const int64_t* users, const TE* ue,
                          const TE* ie, const TS* us, const TS* is, int64_t* neg, float* scores, int64_t s0, int64_t s1,
@@ -392,27 +422,9 @@ void sample_scored_drawn(const Params& p, const I* rowptr, const I* col, const i
     } else {
       const TS* su = us + buf.u * p.ds;
       const float norm_u = fsqrt(lane8_dot(su, su, p.ds));
-      int64_t best = -1;
-      float best_c = INFINITY;
-      for (int64_t t = 0; t < buf.cnt; ++t) {
-        const int64_t m = buf.top[t];
-        const float c = cosine_fused(su, norm_u, is + buf.cand[m] * p.ds, p.ds);
-        if (c <= p.thr) {
-          if (best < 0 || c < best_c || (c == best_c && m < best)) best = m, best_c = c;
-        } else {
-          ++filtered;
-        }
-      }
-      if (best < 0) {  // every top-K candidate is a probable false negative
-        ++fallbacks;
-        best = 0;
-        best_c = cosine_fused(su, norm_u, is + buf.cand[0] * p.ds, p.ds);
-        for (int64_t m = 1; m < p.M; ++m) {
-          const float c = cosine_fused(su, norm_u, is + buf.cand[m] * p.ds, p.ds);
-          if (c < best_c) best = m, best_c = c;
-        }
-      }
-      pick = best;
+      pick = least_similar(buf.top.data(), buf.cnt, p.M, p.thr, filtered, fallbacks, [&](int64_t m) {
+        return cosine_fused(su, norm_u, is + buf.cand[m] * p.ds, p.ds);
+      });
     }
     neg[s] = buf.cand[pick];
     if (scores) scores[s] = buf.raw[pick];
@@ -522,27 +534,9 @@ void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64
             for (int64_t o = 0; o < sem_bytes; o += 64) __builtin_prefetch(r + o);
           }
           const float norm_u = fsqrt(lane8_dot(su, su, p.ds));
-          int64_t best = -1;
-          float best_c = INFINITY;
-          for (int64_t t = 0; t < cnt; ++t) {
-            const int64_t m = top[t];
-            const float c = cosine(su, norm_u, is + cand[m] * p.ds, p.ds);
-            if (c <= p.thr) {
-              if (best < 0 || c < best_c || (c == best_c && m < best)) best = m, best_c = c;
-            } else {
-              ++filtered;
-            }
-          }
-          if (best < 0) {  // every top-K candidate is a probable false negative
-            ++fallbacks;
-            best = 0;
-            best_c = cosine(su, norm_u, is + cand[0] * p.ds, p.ds);
-            for (int64_t m = 1; m < p.M; ++m) {
-              const float c = cosine(su, norm_u, is + cand[m] * p.ds, p.ds);
-              if (c < best_c) best = m, best_c = c;
-            }
-          }
-          pick = best;
+          pick = least_similar(top.data(), cnt, p.M, p.thr, filtered, fallbacks, [&](int64_t m) {
+            return cosine(su, norm_u, is + cand[m] * p.ds, p.ds);
+          });
         }
       }
       const int64_t item = cand[pick];
