@@ -455,6 +455,19 @@ void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64
                      const int64_t* cdf, const TE* ue, const TE* ie, const TS* us, const TS* is, int64_t* neg,
                      float* scores, int64_t* counts_out) {
   std::atomic<int64_t> c_rej{0}, c_exh{0}, c_filt{0}, c_fb{0};
+  // each thread adds its counts once; the totals go to counts_out (rejected, exhausted, filtered, fallbacks)
+  auto add_counts = [&](const DrawCounts& dc, int64_t filtered, int64_t fallbacks) {
+    c_rej += dc.rejected;
+    c_exh += dc.exhausted;
+    c_filt += filtered;
+    c_fb += fallbacks;
+  };
+  auto write_counts = [&]() {
+    counts_out[0] = c_rej.load();
+    counts_out[1] = c_exh.load();
+    counts_out[2] = c_filt.load();
+    counts_out[3] = c_fb.load();
+  };
   const int64_t S = p.B * p.N;
   const bool scored = p.mode == kDns || p.mode == kLlmhni;
   const int64_t m_draw = scored ? p.M : 1;
@@ -462,13 +475,9 @@ void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64
   const int64_t grain = scored ? 16 : 4096;
   if (!scored && !cands) {
     at::parallel_for(0, S, grain, [&](int64_t s0, int64_t s1) {
-      const DrawCounts dc = draw_first_interleaved(p, rowptr, col, users, cdf, ue, ie, neg, scores, s0, s1);
-      c_rej += dc.rejected;
-      c_exh += dc.exhausted;
+      add_counts(draw_first_interleaved(p, rowptr, col, users, cdf, ue, ie, neg, scores, s0, s1), 0, 0);
     });
-    counts_out[0] = c_rej.load();
-    counts_out[1] = c_exh.load();
-    counts_out[2] = counts_out[3] = 0;
+    write_counts();
     return;
   }
   if (scored && !cands) {
@@ -476,15 +485,9 @@ void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64
       DrawCounts dc;
       int64_t filtered = 0, fallbacks = 0;
       sample_scored_drawn(p, rowptr, col, users, ue, ie, us, is, neg, scores, s0, s1, dc, filtered, fallbacks);
-      c_rej += dc.rejected;
-      c_exh += dc.exhausted;
-      c_filt += filtered;
-      c_fb += fallbacks;
+      add_counts(dc, filtered, fallbacks);
     });
-    counts_out[0] = c_rej.load();
-    counts_out[1] = c_exh.load();
-    counts_out[2] = c_filt.load();
-    counts_out[3] = c_fb.load();
+    write_counts();
     return;
   }
   at::parallel_for(0, S, grain, [&](int64_t s0, int64_t s1) {
@@ -543,15 +546,9 @@ void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64
       neg[s] = item;
       if (scores) scores[s] = lane8_dot(ue + u * p.d, ie + item * p.d, p.d);
     }
-    c_rej += dc.rejected;
-    c_exh += dc.exhausted;
-    c_filt += filtered;
-    c_fb += fallbacks;
+    add_counts(dc, filtered, fallbacks);
   });
-  counts_out[0] = c_rej.load();
-  counts_out[1] = c_exh.load();
-  counts_out[2] = c_filt.load();
-  counts_out[3] = c_fb.load();
+  write_counts();
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_negatives_cpu(
