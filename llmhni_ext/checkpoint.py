@@ -35,12 +35,21 @@ def save_checkpoint(state: Dict[str, Any], path: str) -> None:
 
 
 def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
+    """Reads a checkpoint with ``weights_only=True``: tensors, numbers, strings and plain
+    containers only, so a crafted file cannot run code (checkpoints store nothing else)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        st = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001
-        raise RuntimeError(f"checkpoint {path!r} could not be read ({type(e).__name__}: {e})") from None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "Unsupported global" in str(e) or "weights_only" in str(e):
+            why = ("it holds objects other than tensors, numbers and strings, which llmhni never writes; "
+                   f"refusing to unpickle them ({why})")
+        raise RuntimeError(f"checkpoint {path!r} could not be read: {why}") from None
+    if not isinstance(st, dict):
+        raise RuntimeError(f"checkpoint {path!r} could not be read: expected a dict, found {type(st).__name__}")
+    return st
 
 
 def write_json(obj: Any, path: str) -> None:

@@ -140,8 +140,11 @@ def pretrain_backbone(ds, *, epochs: int = 20, dim: int = 64, layers: int = 3, s
         key = f"{_train_hash(ds)}-d{dim}-l{layers}-e{epochs}-s{seed}"
         path = os.path.join(cache_dir, "backbone", f"lightgcn-{key}.pt")
         if os.path.isfile(path):
-            st = torch.load(path, map_location="cpu")
-            return st["user"], st["item"]
+            try:
+                st = load_checkpoint(path)
+                return st["user"], st["item"]
+            except (RuntimeError, KeyError):
+                pass                                    # a damaged cache entry is recomputed
     cfg = RunConfig()
     cfg.model.backbone, cfg.model.dim, cfg.model.layers = "lightgcn", dim, layers
     cfg.method.name = "bpr"

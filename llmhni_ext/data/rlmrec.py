@@ -7,33 +7,82 @@ index is accepted too). ``usr_emb_np.pkl`` / ``itm_emb_np.pkl``: ``[n, d]`` arra
 in RLMRec), stored as ``Dataset.user_text_emb`` / ``item_text_emb``.
 
 Pickles can run code when loaded, so by default they are read with an unpickler that
-only admits NumPy, SciPy sparse and plain Python containers; pass ``trusted=True`` for
-files you made yourself that need more.
+admits an exact list of globals (NumPy's array and scalar reconstructors, ``numpy.dtype``,
+SciPy's coo/csr/csc classes, latin-1 ``_codecs.encode``) and plain containers, and the
+loaded matrices are rebuilt from their arrays and checked. Pass ``trusted=True`` only for
+files you made yourself that need more (it uses plain :func:`pickle.load`).
 """
 from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .dataset import DataError, Dataset, Interactions
 from .splitting import drop_seen
 
-_SAFE_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "str", "int", "float", "complex", "bool",
-                  "bytes", "bytearray", "slice", "range", "object"}
+def _latin1_encode(obj, encoding="latin1"):
+    """``_codecs.encode`` as protocol-2 pickles of NumPy arrays use it (str -> latin-1 bytes) and
+    nothing else: any other codec or argument type is refused."""
+    if not isinstance(obj, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("refusing _codecs.encode with anything but (str, 'latin1')")
+    return obj.encode("latin1")
+
+
+def _allowed_globals() -> Dict[Tuple[str, str], Any]:
+    """The exact globals a pickled sparse matrix, array or profile dict needs (NumPy 1.x and
+    2.x module names, SciPy's old and new module names); nothing that can call code."""
+    import scipy.sparse as sp
+    from numpy.lib import format as _fmt  # noqa: F401 - makes sure numpy is fully imported
+    try:
+        from numpy._core import multiarray as _ma, numeric as _num
+    except ImportError:  # NumPy < 2
+        from numpy.core import multiarray as _ma, numeric as _num
+    out: Dict[Tuple[str, str], Any] = {("_codecs", "encode"): _latin1_encode}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        out[(mod, "_reconstruct")] = _ma._reconstruct
+        out[(mod, "scalar")] = _ma.scalar
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):
+        out[(mod, "_frombuffer")] = _num._frombuffer
+    out[("numpy", "ndarray")] = np.ndarray
+    out[("numpy", "dtype")] = np.dtype
+    classes = set()
+    for kind in ("coo", "csr", "csc"):
+        for cls in (f"{kind}_matrix", f"{kind}_array"):
+            if hasattr(sp, cls):
+                classes.add(getattr(sp, cls))
+                for mod in (f"scipy.sparse.{kind}", f"scipy.sparse._{kind}"):
+                    out[(mod, cls)] = getattr(sp, cls)
+
+    def reconstructor(cls, base, state):
+        """``copyreg._reconstructor`` of protocol 0/1 pickles, for the classes above only."""
+        if cls not in classes or base is not object or state is not None:
+            raise pickle.UnpicklingError(f"refusing copyreg._reconstructor({getattr(cls, '__name__', cls)!r}, ...)")
+        return object.__new__(cls)
+
+    for mod in ("copyreg", "copy_reg"):
+        out[(mod, "_reconstructor")] = reconstructor
+    for mod in ("builtins", "__builtin__"):
+        out[(mod, "object")] = object
+    return out
 
 
 class _SafeUnpickler(pickle.Unpickler):
+    """Admits exactly :func:`_allowed_globals` (no other class or function, so no code runs)."""
+    _allowed: Optional[Dict[Tuple[str, str], Any]] = None
+
     def find_class(self, module: str, name: str):
-        root = module.split(".")[0]
-        if root == "numpy" or module.startswith("scipy.sparse") or module == "collections" and name == "OrderedDict" \
-                or module == "copyreg" and name == "_reconstructor" \
-                or module == "builtins" and name in _SAFE_BUILTINS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only NumPy/SciPy/containers are "
-                                     f"allowed; pass trusted=True if you trust this file)")
+        if _SafeUnpickler._allowed is None:
+            _SafeUnpickler._allowed = _allowed_globals()
+        try:
+            return _SafeUnpickler._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: only scipy sparse matrices (coo/csr/csc), NumPy arrays and "
+                f"plain containers are allowed in an untrusted pickle (pass trusted=True only for files you "
+                f"made yourself)") from None
 
 
 def load_pickle(path, trusted: bool = False) -> Any:
@@ -50,17 +99,29 @@ def load_pickle(path, trusted: bool = False) -> Any:
 def _matrix(path: Path, trusted: bool):
     import scipy.sparse as sp
     m = load_pickle(path, trusted)
-    if sp.issparse(m):
-        m = sp.coo_matrix(m)
-    elif isinstance(m, np.ndarray) and m.ndim == 2:
-        m = sp.coo_matrix(m)
-    else:
+    if not (sp.issparse(m) or isinstance(m, np.ndarray) and m.ndim == 2):
         raise DataError(path, f"expected a scipy sparse matrix or a 2-D array, found {type(m).__name__}")
-    m = m.tocsr()
+    try:  # rebuilt from its arrays, so a tampered object cannot smuggle in inconsistent state
+        c = sp.coo_matrix(m)
+        n_rows, n_cols = (int(x) for x in c.shape)
+        row, col, data = (np.asarray(a) for a in (c.row, c.col, c.data))
+        if not (np.issubdtype(row.dtype, np.integer) and np.issubdtype(col.dtype, np.integer)
+                and np.issubdtype(data.dtype, np.number)):
+            raise ValueError("row/col must be integers and data numbers")
+        if row.shape != col.shape or row.shape != data.shape or row.ndim != 1:
+            raise ValueError("row, col and data differ in length")
+        if not (0 < n_rows < 2 ** 31 and 0 < n_cols < 2 ** 31):
+            raise ValueError(f"shape {(n_rows, n_cols)} is empty or too large")
+        if row.size and (row.min() < 0 or row.max() >= n_rows or col.min() < 0 or col.max() >= n_cols):
+            raise ValueError("an entry lies outside the matrix's shape")
+        m = sp.csr_matrix((data.astype(np.float64), (row.astype(np.int64), col.astype(np.int64))),
+                          shape=(n_rows, n_cols))
+    except (ValueError, TypeError, IndexError, AttributeError, OverflowError) as e:
+        raise DataError(path, f"not a well-formed sparse matrix ({type(e).__name__}: {e})") from None
     m.sum_duplicates()
-    m.eliminate_zeros()
     if m.nnz and not np.isfinite(m.data).all():
         raise DataError(path, "the matrix holds non-finite values")
+    m.eliminate_zeros()
     return m
 
 

@@ -55,7 +55,7 @@ class Signals:
         fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-signals-", suffix=".pt")
         try:
             with os.fdopen(fd, "wb") as fh:
-                torch.save({k: getattr(self, k) for k in (f.name for f in dataclasses.fields(self))}, fh)
+                torch.save({k: _plain(getattr(self, k)) for k in (f.name for f in dataclasses.fields(self))}, fh)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -63,14 +63,33 @@ class Signals:
 
     @classmethod
     def load(cls, path: str) -> "Signals":
-        st = torch.load(path, map_location="cpu", weights_only=False)
-        return cls(**st)
+        """Tensors, numbers, strings and containers only (``weights_only=True``): a signals
+        file from an untrusted cache cannot run code."""
+        try:
+            st = torch.load(path, map_location="cpu", weights_only=True)
+            return cls(**st)
+        except Exception as e:  # noqa: BLE001 - a damaged or foreign cache entry is recomputed by callers
+            raise ValueError(f"signals file {path!r} could not be read ({type(e).__name__}: {e})") from None
 
     def format_summary(self) -> str:
         return format_summary(self.summary)
 
 
 # ----------------------------------------------------------------------------- helpers
+
+def _plain(x: Any) -> Any:
+    """Tensors, Python numbers, strings and containers only, so that the file loads with
+    ``torch.load(weights_only=True)`` (NumPy arrays become tensors, NumPy scalars numbers)."""
+    if isinstance(x, dict):
+        return {str(k) if not isinstance(k, (int, str)) else k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
 
 def _train_hash(ds) -> str:
     h = hashlib.sha256(f"{ds.n_users},{ds.n_items}".encode())
@@ -83,9 +102,11 @@ def _load_array(path: str) -> np.ndarray:
     if path.endswith(".npy"):
         return np.load(path, allow_pickle=False)
     if path.endswith(".pkl") or path.endswith(".pickle"):
-        import pickle
-        with open(path, "rb") as f:
-            return np.asarray(pickle.load(f), dtype=np.float32)
+        from ..data.rlmrec import load_pickle    # the exact allow-list, never plain pickle.load
+        a = load_pickle(path)
+        if not isinstance(a, (np.ndarray, list, tuple)):
+            raise ValueError(f"{path}: expected an array of embeddings, found {type(a).__name__}")
+        return np.asarray(a, dtype=np.float32)
     raise ValueError(f"precomputed embeddings must be .npy or .pkl, got {path}")
 
 
