@@ -138,6 +138,10 @@ def propagate(adj: CSR, x0: Tensor, num_layers: int,
     on ``A^T`` (``adj`` itself when symmetric). Differentiable in ``x0`` (not in the
     weights or the edge values); needs a square ``adj``."""
     from .ops import graph as _ops
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int):
+        raise ValueError(f"propagate: num_layers must be an int, got {num_layers!r}")
+    if num_layers < 0:
+        raise ValueError(f"propagate: num_layers must be >= 0, got {num_layers}")
     if layer_weights is None:
         layer_weights = [1.0 / (num_layers + 1)] * (num_layers + 1)
     if isinstance(layer_weights, Tensor):

@@ -132,6 +132,7 @@ def bipartite_norm_adj(users: Tensor, items: Tensor, n_users: int, n_items: int)
 
 def csr_transpose(rowptr: Tensor, col: Tensor, n_cols: int) -> Tuple[Tensor, Tensor, Tensor]:
     """(t_rowptr, t_col, t_perm) of A^T; t_perm[k] is the entry of A that becomes entry k of A^T."""
+    _check_csr("csr_transpose", rowptr, col, n_cols)
     n_rows = rowptr.numel() - 1
     rows = torch.repeat_interleave(torch.arange(n_rows, device=col.device), (rowptr[1:] - rowptr[:-1]).long())
     perm = torch.argsort(col.long() * max(n_rows, 1) + rows, stable=True)
@@ -145,6 +146,7 @@ def spmm(rowptr: Tensor, col: Tensor, value: Optional[Tensor], x: Tensor, t_rowp
     """CSR @ dense; binary matrix when value is None. fp32 accumulation for half inputs.
 
     (t_rowptr, t_col, t_perm) describe A^T for the compiled op's backward; unused here."""
+    _check_csr("spmm", rowptr, col, x.shape[0])
     n_rows = rowptr.numel() - 1
     counts = (rowptr[1:] - rowptr[:-1]).long()
     rows = torch.repeat_interleave(torch.arange(n_rows, device=x.device), counts)
@@ -158,6 +160,7 @@ def spmm(rowptr: Tensor, col: Tensor, value: Optional[Tensor], x: Tensor, t_rowp
 
 def csr_sddmm(rowptr: Tensor, col: Tensor, a: Tensor, b: Tensor) -> Tensor:
     """out[e] = <a[row(e)], b[col(e)]> for each stored entry (float32; float64 for float64)."""
+    _check_csr("csr_sddmm", rowptr, col, b.shape[0])
     n_rows = rowptr.numel() - 1
     rows = torch.repeat_interleave(torch.arange(n_rows, device=a.device), (rowptr[1:] - rowptr[:-1]).long())
     acc = torch.float64 if a.dtype == torch.float64 else torch.float32
@@ -168,6 +171,7 @@ def lightgcn_propagate(rowptr: Tensor, col: Tensor, value: Optional[Tensor], x0:
                        t_rowptr: Optional[Tensor] = None, t_col: Optional[Tensor] = None,
                        t_perm: Optional[Tensor] = None) -> Tensor:
     """sum_k weights[k] * A^k x0 for k = 0..len(weights)-1 (accumulated in fp32/fp64)."""
+    _check_csr("lightgcn_propagate", rowptr, col, rowptr.numel() - 1)
     w = [float(v) for v in weights]
     acc = torch.float64 if x0.dtype == torch.float64 else torch.float32
     x = x0.to(acc)
@@ -235,7 +239,7 @@ def sample_negatives(rowptr: Tensor, col: Tensor, users: Tensor, n_items: int, m
                      seed: int, offset: int, max_redraws: int, candidates: Optional[Tensor] = None,
                      pop_cdf: Optional[Tensor] = None, user_emb: Optional[Tensor] = None,
                      item_emb: Optional[Tensor] = None, user_sem: Optional[Tensor] = None,
-                     item_sem: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+                     item_sem: Optional[Tensor] = None, check_rows: bool = True) -> Tuple[Tensor, Tensor, Tensor]:
     """Negatives [B, N] (int64), their backbone scores [B, N] (or [0] without embeddings)
     and counts [4] = (rejected draws, exact fallbacks, similarity-filtered, llmhni fallbacks).
 
@@ -247,9 +251,13 @@ def sample_negatives(rowptr: Tensor, col: Tensor, users: Tensor, n_items: int, m
     those with cosine <= sim_threshold, or, when none is left, the lowest cosine among
     all M candidates (counted). Ties go to the lower candidate index; NaN scores rank
     last, NaN cosines count as +inf. Explicit ``candidates`` [B, N, M] are used as given.
+
+    ``check_rows`` (default) checks the whole CSR on every call, O(nnz): rowptr
+    non-decreasing, columns in [0, n_items), strictly increasing within each row. With
+    ``check_rows=False`` those are trusted (the batch users' row bounds are still checked).
     """
     _sampler_check(rowptr, col, users, n_items, mode, num_negatives, num_candidates, top_k,
-                   max_redraws, candidates, pop_cdf, user_emb, item_emb, user_sem, item_sem)
+                   max_redraws, candidates, pop_cdf, user_emb, item_emb, user_sem, item_sem, check_rows)
     dev = users.device
     B, N, M = users.numel(), num_negatives, num_candidates
     S = B * N
@@ -349,7 +357,7 @@ def _sampler_draw(rowptr: Tensor, col: Tensor, u_slot: Tensor, n_items: int, M: 
 
 
 def _sampler_check(rowptr, col, users, n_items, mode, num_negatives, num_candidates, top_k, max_redraws,
-                   candidates, pop_cdf, user_emb, item_emb, user_sem, item_sem) -> None:
+                   candidates, pop_cdf, user_emb, item_emb, user_sem, item_sem, check_rows=True) -> None:
     """The argument checks of csrc/sampler/sampler_checks.h, with the same messages."""
     op = "sample_negatives"
 
@@ -409,12 +417,22 @@ def _sampler_check(rowptr, col, users, n_items, mode, num_negatives, num_candida
             fail(f"candidates must be an int32 or int64 tensor of shape [B={B}, num_negatives={num_negatives}, "
                  f"num_candidates={num_candidates}], got {candidates.dtype} of shape {tuple(candidates.shape)}")
     # value checks (one host round trip in the kernels)
+    if check_rows:
+        _check_csr(op, rowptr, col, n_items, sorted_rows=True)
     if int(rowptr[-1]) != col.numel():
         fail(f"rowptr[-1] = {int(rowptr[-1])} but col holds {col.numel()} entries: malformed CSR")
     if B:
         lo, hi = int(users.min()), int(users.max())
         if lo < 0 or hi >= n_users:
             fail(f"users has values in [{lo}, {hi}] but must lie in [0, {n_users})")
+        if n_users > 0:
+            u = users.long()
+            rlo, rhi = rowptr[u].long(), rowptr[u + 1].long()
+            bad = (rlo < 0) | (rhi < rlo) | (rhi > col.numel())
+            if bool(bad.any()):
+                j = int(torch.argmax(bad.long()))
+                fail(f"malformed CSR, the row of user {int(u[j])} spans [{int(rlo[j])}, {int(rhi[j])}) which is "
+                     f"not a range inside [0, nnz = {col.numel()}]")
     if candidates is not None and candidates.numel():
         lo, hi = int(candidates.min()), int(candidates.max())
         if lo < 0 or hi >= n_items:
@@ -430,6 +448,34 @@ def _sampler_check(rowptr, col, users, n_items, mode, num_negatives, num_candida
             u = int(users[int(torch.argmax(deg))])
             fail(f"user {u} has interacted with all {n_items} items, so it has no negative to sample; "
                  "drop such users from the batch")
+
+
+def _check_csr(op: str, rowptr: Tensor, col: Tensor, n_cols: int, sorted_rows: bool = False) -> None:
+    """check_csr_cpu of csrc/common/checks.h, with the same messages."""
+    nnz, n_rows = col.numel(), rowptr.numel() - 1
+    first, last = int(rowptr[0]), int(rowptr[-1])
+    if first != 0:
+        raise RuntimeError(f"{op}: malformed CSR, rowptr[0] must be 0, got {first}")
+    if last != nnz:
+        raise RuntimeError(f"{op}: malformed CSR, rowptr[-1] must equal nnz = col.numel() = {nnz}, got {last}")
+    if n_rows > 0:
+        d = (rowptr[1:] - rowptr[:-1]).long()
+        if bool((d < 0).any()):
+            r = int(torch.argmax((d < 0).long()))
+            raise RuntimeError(f"{op}: malformed CSR, rowptr must be non-decreasing (row {r} has {int(d[r])} entries)")
+    if nnz:
+        lo, hi = int(col.min()), int(col.max())
+        if lo < 0 or hi >= n_cols:
+            raise RuntimeError(f"{op}: col has values in [{lo}, {hi}] but must lie in [0, {n_cols})")
+    if sorted_rows and nnz > 1:
+        start = torch.zeros(nnz + 1, dtype=torch.bool, device=col.device)
+        start[rowptr.long()] = True
+        viol = (col[1:] <= col[:-1]) & ~start[1:nnz]
+        if bool(viol.any()):
+            p = int(torch.argmax(viol.long())) + 1
+            r = int(torch.searchsorted(rowptr.long(), torch.tensor([p], device=col.device), right=True)) - 1
+            raise RuntimeError(f"{op}: the columns of row {r} are not sorted and duplicate-free (each row of the "
+                               "CSR must be strictly increasing)")
 
 
 # ----------------------------------------------------------------------------

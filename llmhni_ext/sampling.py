@@ -190,7 +190,8 @@ class NegativeSampler:
             self.offset += 1
         neg, scores, counts = _ops.sample_negatives(
             rowptr, col, users, self.n_items, mode, num_negatives, num_candidates, top_k, sim_threshold,
-            self.seed, offset, self.max_redraws, candidates, cdf, user_emb, item_emb, user_sem, item_sem)
+            self.seed, offset, self.max_redraws, candidates, cdf, user_emb, item_emb, user_sem, item_sem,
+            False)   # the CSR was checked when this sampler was built (sorted rows, ids in range)
         if num_negatives == 1:
             neg = neg.squeeze(1)
             scores = scores.squeeze(1) if scores.dim() == 2 else scores

@@ -3,8 +3,12 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+#include <atomic>
+#include <limits>
 #include <string>
 
 namespace llmhni {
@@ -46,6 +50,59 @@ inline void check_range(const at::Tensor& idx, int64_t upper, const char* op, co
   const int64_t hi = std::get<1>(mm).item<int64_t>();
   TORCH_CHECK(lo >= 0 && hi < upper, op, ": ", name, " has values in [", lo, ", ", hi,
               "] but must lie in [0, ", upper, ")");
+}
+
+// A CSR's structure on the CPU, checked in parallel passes with no allocation and no
+// cache: rowptr[0] == 0, rowptr non-decreasing, rowptr[n_rows] == nnz, 0 <= col < n_cols,
+// and with sorted_rows, columns strictly increasing within each row. The first violation
+// found is reported. About 0.2 ms per million entries on one core, a few
+// per cent of one spmm over the same CSR (bench/propagation.py prints it).
+template <typename I>
+inline void check_csr_cpu(const char* op, const I* rp, int64_t n_rows, const I* c, int64_t nnz, int64_t n_cols,
+                          bool sorted_rows) {
+  const int64_t first = static_cast<int64_t>(rp[0]), last = static_cast<int64_t>(rp[n_rows]);
+  TORCH_CHECK(first == 0, op, ": malformed CSR, rowptr[0] must be 0, got ", first);
+  TORCH_CHECK(last == nnz, op, ": malformed CSR, rowptr[-1] must equal nnz = col.numel() = ", nnz, ", got ", last);
+  std::atomic<int64_t> bad_row{std::numeric_limits<int64_t>::max()};
+  at::parallel_for(0, n_rows, 1 << 15, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r)
+      if (rp[r + 1] < rp[r]) {
+        int64_t cur = bad_row.load();
+        while (r < cur && !bad_row.compare_exchange_weak(cur, r)) {}
+        return;
+      }
+  });
+  const int64_t br = bad_row.load();
+  TORCH_CHECK(br == std::numeric_limits<int64_t>::max(), op,
+              ": malformed CSR, rowptr must be non-decreasing (row ", br, " has ",
+              static_cast<int64_t>(rp[br + 1]) - static_cast<int64_t>(rp[br]), " entries)");
+  if (nnz > 0) {
+    std::atomic<int64_t> lo{std::numeric_limits<int64_t>::max()}, hi{std::numeric_limits<int64_t>::min()};
+    at::parallel_for(0, nnz, 1 << 16, [&](int64_t b, int64_t e) {
+      I l = c[b], h = c[b];
+      for (int64_t k = b; k < e; ++k) l = std::min(l, c[k]), h = std::max(h, c[k]);
+      int64_t cur = lo.load();
+      while (l < cur && !lo.compare_exchange_weak(cur, static_cast<int64_t>(l))) {}
+      cur = hi.load();
+      while (h > cur && !hi.compare_exchange_weak(cur, static_cast<int64_t>(h))) {}
+    });
+    TORCH_CHECK(lo.load() >= 0 && hi.load() < n_cols, op, ": col has values in [", lo.load(), ", ", hi.load(),
+                "] but must lie in [0, ", n_cols, ")");
+  }
+  if (!sorted_rows) return;
+  std::atomic<int64_t> unsorted{std::numeric_limits<int64_t>::max()};
+  at::parallel_for(0, n_rows, 1 << 12, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r)
+      for (int64_t k = static_cast<int64_t>(rp[r]) + 1; k < static_cast<int64_t>(rp[r + 1]); ++k)
+        if (c[k] <= c[k - 1]) {
+          int64_t cur = unsorted.load();
+          while (r < cur && !unsorted.compare_exchange_weak(cur, r)) {}
+          return;
+        }
+  });
+  const int64_t ur = unsorted.load();
+  TORCH_CHECK(ur == std::numeric_limits<int64_t>::max(), op, ": the columns of row ", ur,
+              " are not sorted and duplicate-free (each row of the CSR must be strictly increasing)");
 }
 
 }  // namespace llmhni

@@ -2,17 +2,21 @@
 // spmm, csr_sddmm, lightgcn_propagate). Every CPU and CUDA kernel calls these before
 // any work, so bad input raises a clear RuntimeError that starts with the op name.
 //
-// Validating a CSR's index range and row pointers costs one pass over rowptr and col
-// (and one device->host sync on CUDA). A CSR is usually multiplied many times, so the
-// result is remembered per (storage, version): the pass runs again only for tensors
-// that are new or were modified in place.
+// Validating a CSR's index range and row pointers costs one pass over rowptr and col: on
+// the CPU it runs on every call; on CUDA (where it also costs a device->host sync) its
+// result is remembered, see check_csr_structure.
 #pragma once
 
 #include <ATen/ATen.h>
 #include <c10/core/StorageImpl.h>
 #include <c10/util/intrusive_ptr.h>
 
+#include <ATen/Parallel.h>
+
 #include <array>
+#include <atomic>
+#include <cstdlib>
+#include <limits>
 #include <mutex>
 #include <optional>
 
@@ -45,6 +49,9 @@ struct ValidatedCsr {
   c10::weak_intrusive_ptr<c10::StorageImpl> rowptr_storage{c10::intrusive_ptr<c10::StorageImpl>()};
   c10::weak_intrusive_ptr<c10::StorageImpl> col_storage{c10::intrusive_ptr<c10::StorageImpl>()};
   int64_t rowptr_offset = -1, col_offset = -1, n_rows = -1, nnz = -1, n_cols = -1;
+  const void* rowptr_data = nullptr;
+  const void* col_data = nullptr;
+  at::ScalarType dtype = at::kLong;
   uint32_t rowptr_version = 0, col_version = 0;
   bool used = false;
 };
@@ -63,6 +70,8 @@ inline bool cacheable(const at::Tensor& t) {
 inline bool same(const ValidatedCsr& v, const at::Tensor& rowptr, const at::Tensor& col, int64_t n_cols) {
   if (!v.used || v.n_cols != n_cols || v.n_rows != rowptr.numel() - 1 || v.nnz != col.numel()) return false;
   if (v.rowptr_offset != rowptr.storage_offset() || v.col_offset != col.storage_offset()) return false;
+  if (v.rowptr_data != rowptr.const_data_ptr() || v.col_data != col.const_data_ptr()) return false;
+  if (v.dtype != rowptr.scalar_type() || !rowptr.is_contiguous() || !col.is_contiguous()) return false;
   auto rs = v.rowptr_storage.lock();
   auto cs = v.col_storage.lock();
   if (!rs || !cs) return false;
@@ -72,18 +81,45 @@ inline bool same(const ValidatedCsr& v, const at::Tensor& rowptr, const at::Tens
 }
 }  // namespace detail
 
+namespace detail {
+inline bool always_validate() {
+  static const bool v = [] {
+    const char* e = std::getenv("LLMHNI_VALIDATE_ALWAYS");
+    return e != nullptr && e[0] != '\0' && e[0] != '0';
+  }();
+  return v;
+}
+}  // namespace detail
+
 // rowptr[0] == 0, rowptr non-decreasing, rowptr[n_rows] == nnz, 0 <= col < n_cols.
+//
+// CPU: checked in full on every call (see check_csr_cpu in common/checks.h), so writes that
+// bypass torch's version counter (through .numpy(), .data, DLPack) cannot slip past it.
+// CUDA: a full check costs a device->host sync, so its result is remembered per (storage,
+// data pointer, offset, sizes, dtype, version) of contiguous rowptr/col; a write that
+// bypasses the version counter is not seen there (LLMHNI_VALIDATE_ALWAYS=1 checks every
+// call). docs/trusted-inputs.md says this for users of the raw ops.
 inline void check_csr_structure(const char* op, const at::Tensor& rowptr, const at::Tensor& col,
                                 int64_t n_cols) {
-  const bool cacheable = detail::cacheable(rowptr) && detail::cacheable(col);
+  TORCH_CHECK(rowptr.is_contiguous() && col.is_contiguous(), op, ": rowptr and col must be contiguous");
+  TORCH_CHECK(n_cols >= 0, op, ": the number of columns must be non-negative, got ", n_cols);
+  const int64_t nnz = col.numel(), n_rows = rowptr.numel() - 1;
+  if (rowptr.is_cpu()) {
+    if (rowptr.scalar_type() == at::kInt)
+      check_csr_cpu<int32_t>(op, rowptr.const_data_ptr<int32_t>(), n_rows, col.const_data_ptr<int32_t>(),
+                                         nnz, n_cols, false);
+    else
+      check_csr_cpu<int64_t>(op, rowptr.const_data_ptr<int64_t>(), n_rows, col.const_data_ptr<int64_t>(),
+                                         nnz, n_cols, false);
+    return;
+  }
+  const bool cacheable = !detail::always_validate() && detail::cacheable(rowptr) && detail::cacheable(col);
   auto& cache = detail::validated_cache();
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache.mutex);
     for (const auto& v : cache.slots)
       if (detail::same(v, rowptr, col, n_cols)) return;
   }
-  const int64_t nnz = col.numel();
-  TORCH_CHECK(rowptr.is_contiguous() && col.is_contiguous(), op, ": rowptr and col must be contiguous");
   if (rowptr.numel() > 1) {
     auto diffs = rowptr.narrow(0, 1, rowptr.numel() - 1) - rowptr.narrow(0, 0, rowptr.numel() - 1);
     auto mn = diffs.numel() ? diffs.min().item<int64_t>() : 0;
@@ -104,7 +140,10 @@ inline void check_csr_structure(const char* op, const at::Tensor& rowptr, const 
         c10::intrusive_ptr<c10::StorageImpl>::reclaim_copy(col.storage().unsafeGetStorageImpl()));
     v.rowptr_offset = rowptr.storage_offset();
     v.col_offset = col.storage_offset();
-    v.n_rows = rowptr.numel() - 1;
+    v.rowptr_data = rowptr.const_data_ptr();
+    v.col_data = col.const_data_ptr();
+    v.dtype = rowptr.scalar_type();
+    v.n_rows = n_rows;
     v.nnz = nnz;
     v.n_cols = n_cols;
     v.rowptr_version = rowptr._version();

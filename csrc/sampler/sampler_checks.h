@@ -1,6 +1,14 @@
 // Argument checks of llmhni::sample_negatives, run by the CPU and CUDA kernels before
 // any work. The reference twin (llmhni_ext/reference.py, _sampler_check) raises the
 // same messages.
+//
+// Always (O(B)): rowptr[-1] == nnz, users in range, and each batch user's row inside col,
+// so no call reads out of bounds. With check_rows (the default) also the whole CSR, O(nnz):
+// rowptr non-decreasing, columns in [0, n_items) and strictly increasing within a row (the
+// binary-search rejection relies on it). check_rows=False trusts those three properties:
+// NegativeSampler passes it for the CSR it built and checked itself. Even then the
+// kernels never read outside their inputs (the complement fallback ignores columns outside
+// [0, n_items)) and never return an id outside [0, n_items).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -30,6 +38,7 @@ struct SampleArgs {
   const c10::optional<at::Tensor>& item_emb;
   const c10::optional<at::Tensor>& user_sem;
   const c10::optional<at::Tensor>& item_sem;
+  bool check_rows;
 };
 
 inline Mode parse_mode(const std::string& mode) {
@@ -117,8 +126,9 @@ inline Mode check_sample_args(const SampleArgs& g) {
 }
 
 // Raises on the values gathered by check_sample_values (layout documented there).
+// x[row_at..+2] = (a batch user whose row bounds are broken or -1, its rowptr[u], rowptr[u + 1]).
 inline void report_sample_values(const SampleArgs& g, Mode mode, const int64_t* x, size_t cand_at, size_t pop_at,
-                                 bool cand, bool pop) {
+                                 bool cand, bool pop, size_t row_at, bool rows) {
   constexpr const char* op = "sample_negatives";
   const int64_t n_users = g.rowptr.numel() - 1;
   const int64_t B = g.users.numel();
@@ -129,6 +139,10 @@ inline void report_sample_values(const SampleArgs& g, Mode mode, const int64_t* 
   if (B > 0) {
     TORCH_CHECK(x[1] >= 0 && x[2] < n_users, op, ": users has values in [", x[1], ", ", x[2],
                 "] but must lie in [0, ", n_users, ")");
+  }
+  if (rows) {
+    TORCH_CHECK(x[row_at] < 0, op, ": malformed CSR, the row of user ", x[row_at], " spans [", x[row_at + 1], ", ",
+                x[row_at + 2], ") which is not a range inside [0, nnz = ", g.col.numel(), "]");
   }
   if (cand) {
     TORCH_CHECK(x[cand_at] >= 0 && x[cand_at + 1] < g.n_items, op, ": candidates has values in [", x[cand_at], ", ",
@@ -155,6 +169,21 @@ struct IndexView {
     return i32 ? static_cast<const int32_t*>(p)[k] : static_cast<const int64_t*>(p)[k];
   }
 };
+
+// check_rows: the whole CSR (rowptr[0] == 0, non-decreasing, rowptr[-1] == nnz, columns in
+// [0, n_items), strictly increasing within each row), one O(nnz) pass per call.
+inline void check_sampler_csr_cpu(const SampleArgs& g) {
+  const bool same = g.rowptr.scalar_type() == g.col.scalar_type();
+  const auto rp = (same ? g.rowptr : g.rowptr.to(at::kLong)).contiguous();
+  const auto cl = (same ? g.col : g.col.to(at::kLong)).contiguous();
+  const int64_t n_rows = rp.numel() - 1;
+  if (rp.scalar_type() == at::kInt)
+    check_csr_cpu<int32_t>("sample_negatives", rp.const_data_ptr<int32_t>(), n_rows, cl.const_data_ptr<int32_t>(),
+                           cl.numel(), g.n_items, true);
+  else
+    check_csr_cpu<int64_t>("sample_negatives", rp.const_data_ptr<int64_t>(), n_rows, cl.const_data_ptr<int64_t>(),
+                           cl.numel(), g.n_items, true);
+}
 
 // The same values as check_sample_values, by direct loops (no ATen op per check).
 inline void check_sample_values_cpu(const SampleArgs& g, Mode mode) {
@@ -202,7 +231,26 @@ inline void check_sample_values_cpu(const SampleArgs& g, Mode mode) {
     x.push_back(c[g.n_items - 1]);
     x.push_back(decreasing);
   }
-  report_sample_values(g, mode, x.data(), cand_at, pop_at, cand, pop);
+  const bool rows = B > 0 && n_users > 0;
+  const size_t row_at = x.size();
+  if (rows) {  // every row the kernel reads lies inside col: O(B), on every call
+    const int64_t nnz = g.col.numel();
+    int64_t bad = -1, blo = 0, bhi = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t u = us[b];
+      if (u < 0 || u >= n_users) continue;
+      const int64_t lo = rp[u], hi = rp[u + 1];
+      if (lo < 0 || hi < lo || hi > nnz) {
+        bad = u, blo = lo, bhi = hi;
+        break;
+      }
+    }
+    x.push_back(bad);
+    x.push_back(blo);
+    x.push_back(bhi);
+  }
+  if (g.check_rows) check_sampler_csr_cpu(g);
+  report_sample_values(g, mode, x.data(), cand_at, pop_at, cand, pop, row_at, rows);
 }
 
 // Value checks, with one device->host copy: CSR end, id ranges, the popularity CDF and
@@ -247,8 +295,55 @@ inline void check_sample_values(const SampleArgs& g, Mode mode) {
     v.push_back(g.n_items > 1 ? (c.slice(0, 1) < c.slice(0, 0, g.n_items - 1)).any().to(at::kLong)
                               : at::zeros({}, c.options()));
   }
+  const bool rows = B > 0 && n_users > 0;
+  const size_t row_at = v.size();
+  if (rows) {
+    auto u = g.users.to(at::kLong).clamp(0, n_users - 1);
+    auto lo = g.rowptr.index_select(0, u).to(at::kLong), hi = g.rowptr.index_select(0, u + 1).to(at::kLong);
+    auto bad = (lo < 0).logical_or(hi < lo).logical_or(hi > g.col.numel());
+    auto j = bad.to(at::kLong).argmax().reshape({1});
+    v.push_back(at::where(bad.any(), g.users.to(at::kLong).index_select(0, j).squeeze(0),
+                          at::full({}, -1, lo.options())));
+    v.push_back(lo.index_select(0, j).squeeze(0));
+    v.push_back(hi.index_select(0, j).squeeze(0));
+  }
+  const size_t full_at = v.size();
+  const int64_t nnz = g.col.numel();
+  if (g.check_rows) {  // same checks and messages as check_sampler_csr_cpu
+    auto rp = g.rowptr.to(at::kLong), c = g.col.to(at::kLong);
+    v.push_back(rp.select(0, 0));                                                        // +0 rowptr[0]
+    auto diffs = n_users > 0 ? rp.slice(0, 1) - rp.slice(0, 0, n_users) : at::zeros({1}, rp.options());
+    auto r = diffs.argmin();
+    v.push_back(diffs.index_select(0, r.reshape({1})).squeeze(0));                       // +1 smallest row
+    v.push_back(n_users > 0 ? r : at::zeros({}, rp.options()));                           // +2 its row
+    if (nnz > 0) {
+      auto mm = at::aminmax(c);
+      v.push_back(std::get<0>(mm));                                                       // +3 col min
+      v.push_back(std::get<1>(mm));                                                       // +4 col max
+      auto start = at::zeros({nnz + 1}, rp.options().dtype(at::kBool)).index_fill_(0, rp.clamp(0, nnz), true);
+      auto viol = (c.slice(0, 1) <= c.slice(0, 0, nnz - 1)).logical_and(start.slice(0, 1, nnz).logical_not());
+      auto pos = viol.to(at::kLong).argmax().reshape({1}) + 1;
+      auto row = at::searchsorted(rp, pos, /*out_int32=*/false, /*right=*/true).squeeze(0) - 1;
+      v.push_back(at::where(viol.any(), row, at::full({}, -1, rp.options())));          // +5 unsorted row
+    }
+  }
   const auto h = at::stack(v).cpu();
-  report_sample_values(g, mode, h.data_ptr<int64_t>(), cand_at, pop_at, cand, pop);
+  const int64_t* x = h.data_ptr<int64_t>();
+  if (g.check_rows) {
+    constexpr const char* op = "sample_negatives";
+    const int64_t* f = x + full_at;
+    TORCH_CHECK(f[0] == 0, op, ": malformed CSR, rowptr[0] must be 0, got ", f[0]);
+    TORCH_CHECK(x[0] == nnz, op, ": malformed CSR, rowptr[-1] must equal nnz = col.numel() = ", nnz, ", got ", x[0]);
+    TORCH_CHECK(f[1] >= 0, op, ": malformed CSR, rowptr must be non-decreasing (row ", f[2], " has ", f[1],
+                " entries)");
+    if (nnz > 0) {
+      TORCH_CHECK(f[3] >= 0 && f[4] < g.n_items, op, ": col has values in [", f[3], ", ", f[4],
+                  "] but must lie in [0, ", g.n_items, ")");
+      TORCH_CHECK(f[5] < 0, op, ": the columns of row ", f[5],
+                  " are not sorted and duplicate-free (each row of the CSR must be strictly increasing)");
+    }
+  }
+  report_sample_values(g, mode, x, cand_at, pop_at, cand, pop, row_at, rows);
 }
 
 }  // namespace sampler

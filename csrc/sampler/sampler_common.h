@@ -97,6 +97,7 @@ LLMHNI_HD int64_t complement_mass(const I* col, int64_t lo, int64_t hi, const in
   int64_t mass = cdf[n - 1];
   for (int64_t k = lo; k < hi; ++k) {
     const int64_t r = static_cast<int64_t>(col[k]);
+    if (r < 0 || r >= n) continue;  // only reachable with check_rows=False on a bad CSR: never read outside cdf
     mass -= cdf[r] - cdf_at(cdf, r - 1);
   }
   return mass;
@@ -109,6 +110,7 @@ LLMHNI_HD int64_t complement_popularity(const I* col, int64_t lo, int64_t hi, co
   int64_t prev = -1, base = 0;
   for (int64_t k = lo; k <= hi; ++k) {
     const int64_t r = k < hi ? static_cast<int64_t>(col[k]) : n;
+    if (r <= prev || r > n) continue;  // a bad CSR trusted with check_rows=False: stay inside cdf
     const int64_t lo_mass = cdf_at(cdf, prev), hi_mass = cdf_at(cdf, r - 1);
     const int64_t seg = hi_mass - lo_mass;
     if (t < base + seg) return upper_bound_cdf(cdf, n, lo_mass + (t - base));
@@ -149,7 +151,8 @@ LLMHNI_HD int64_t draw_candidate(const I* col, int64_t lo, int64_t hi, int64_t n
     return complement_popularity(col, lo, hi, cdf, n_items, t);
   }
   const int64_t t = static_cast<int64_t>(uniform_index(r.x[0], r.x[1], static_cast<uint64_t>(n_items - (hi - lo))));
-  return complement_uniform(col, lo, hi, t);
+  const int64_t item = complement_uniform(col, lo, hi, t);
+  return item < n_items ? item : n_items - 1;  // (>= n_items only for a bad CSR trusted with check_rows=False)
 }
 
 // fp32 dot product in the fixed lane-8 order (see the header comment).

@@ -30,12 +30,12 @@ def sample_negatives(rowptr: Tensor, col: Tensor, users: Tensor, n_items: int, m
                      seed: int, offset: int, max_redraws: int, candidates: Optional[Tensor] = None,
                      pop_cdf: Optional[Tensor] = None, user_emb: Optional[Tensor] = None,
                      item_emb: Optional[Tensor] = None, user_sem: Optional[Tensor] = None,
-                     item_sem: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+                     item_sem: Optional[Tensor] = None, check_rows: bool = True) -> Tuple[Tensor, Tensor, Tensor]:
     """See :func:`llmhni_ext.reference.sample_negatives` for the contract."""
     fn = _dispatch(users.device)
     return fn(rowptr, col, users, int(n_items), str(mode), int(num_negatives), int(num_candidates),
               int(top_k), float(sim_threshold), int(seed), int(offset), int(max_redraws), candidates,
-              pop_cdf, user_emb, item_emb, user_sem, item_sem)
+              pop_cdf, user_emb, item_emb, user_sem, item_sem, bool(check_rows))
 
 
 @_backend.on_load
@@ -46,7 +46,7 @@ def _register() -> None:
     @torch.library.register_fake("llmhni::sample_negatives")
     def _fake(rowptr, col, users, n_items, mode, num_negatives, num_candidates, top_k, sim_threshold,
               seed, offset, max_redraws, candidates=None, pop_cdf=None, user_emb=None, item_emb=None,
-              user_sem=None, item_sem=None):
+              user_sem=None, item_sem=None, check_rows=True):
         named = {"rowptr": rowptr, "col": col, "candidates": candidates, "pop_cdf": pop_cdf, "user_emb": user_emb,
                  "item_emb": item_emb, "user_sem": user_sem, "item_sem": item_sem}
         for name, t in named.items():

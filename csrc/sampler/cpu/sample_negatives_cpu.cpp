@@ -556,10 +556,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_negatives_cpu(
     int64_t num_negatives, int64_t num_candidates, int64_t top_k, double sim_threshold, int64_t seed, int64_t offset,
     int64_t max_redraws, const c10::optional<at::Tensor>& candidates, const c10::optional<at::Tensor>& pop_cdf,
     const c10::optional<at::Tensor>& user_emb, const c10::optional<at::Tensor>& item_emb,
-    const c10::optional<at::Tensor>& user_sem, const c10::optional<at::Tensor>& item_sem) {
+    const c10::optional<at::Tensor>& user_sem, const c10::optional<at::Tensor>& item_sem, bool check_rows) {
   const std::string mode_str(mode_s);
   const SampleArgs args{rowptr,   col,     users,    n_items,  mode_str, num_negatives, num_candidates, top_k,
-                        max_redraws, candidates, pop_cdf, user_emb, item_emb, user_sem,      item_sem};
+                        max_redraws, candidates, pop_cdf, user_emb, item_emb, user_sem,      item_sem, check_rows};
   const Mode mode = check_sample_args(args);
   check_device_type(users, c10::DeviceType::CPU, "sample_negatives", "users");
   check_sample_values(args, mode);
