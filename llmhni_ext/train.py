@@ -24,6 +24,7 @@ import platform
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -218,6 +219,17 @@ class Trainer:
             raise ValueError(f"method {me.name!r} needs the signals stage's output (signals=...)")
         if len(dataset.train) == 0:
             raise ValueError(f"data set {dataset.name!r} has no training interactions")
+        cleanup = (getattr(dataset, "meta", None) or {}).get("cleanup", {})
+        if len(dataset.test) == 0:
+            lost = {k: v for k, v in cleanup.items() if k.startswith("test") and v}
+            raise ValueError(f"data set {dataset.name!r} has no test interactions"
+                             + (f" (clean-up removed them: {lost})" if lost else "")
+                             + "; test metrics would all be 0")
+        self.has_valid = len(dataset.valid) > 0
+        if not self.has_valid:
+            msg = (f"data set {dataset.name!r} has no validation interactions: early stopping is off and the last "
+                   f"epoch's weights are reported (give the data a validation split to select the best epoch)")
+            warnings.warn(msg, stacklevel=2)
         n_users, n_items = dataset.n_users, dataset.n_items
         self.n_users, self.n_items = n_users, n_items
         dev = self.device
@@ -537,7 +549,9 @@ class Trainer:
             rec: Dict[str, Any] = {"epoch": epoch + 1, "loss": st.loss / max(st.steps, 1),
                                    **{k: v / max(st.steps, 1) for k, v in st.parts.items()},
                                    "train_seconds": st.seconds}
-            if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
+            if not self.has_valid:       # nothing to select on: the last epoch is the result
+                self.best = {"epoch": epoch + 1, "valid": None, "score": float("nan")}
+            elif (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
                 t0 = time.perf_counter()
                 val = self.evaluate("valid")
                 rec["eval_seconds"] = time.perf_counter() - t0
@@ -558,6 +572,9 @@ class Trainer:
             self.save()
             if on_epoch is not None:
                 on_epoch(rec)
+            if self._interrupt:          # Ctrl-C during the epoch's evaluation
+                raise Interrupted(f"interrupted after epoch {epoch + 1}; checkpoint saved"
+                                  + (f" in {self.out_dir}" if self.out_dir else ""))
 
     def finish(self, evaluate_test: bool = True) -> Dict[str, Any]:
         """Restore the best-validation weights, compute test metrics, write results.json."""

@@ -287,5 +287,51 @@ def ensure_profiles(root, files: Iterable[str], *, base_url: Optional[str] = Non
     return folder
 
 
+def _verified_index() -> Path:
+    root = os.environ.get("LLMHNI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "llmhni")
+    return Path(root) / "verified-data.json"
+
+
+def verify_known(folder, files: Iterable[str], sums: Dict[str, str]) -> None:
+    """Check each present file of ``files`` that has a published sha256 in ``sums``, so a
+    truncated or altered copy is refused at load time, not only at download. A file whose
+    (path, size, mtime) was verified before is not hashed again (index in the cache root)."""
+    import json
+    index_path = _verified_index()
+    try:
+        index = json.loads(index_path.read_text())
+        if not isinstance(index, dict):
+            index = {}
+    except (OSError, ValueError):
+        index = {}
+    changed = False
+    for f in files:
+        expected = sums.get(f)
+        p = Path(folder) / f
+        if expected is None or not p.is_file():
+            continue
+        st = p.stat()
+        key = str(p.resolve())
+        stamp = [st.st_size, st.st_mtime_ns, expected]
+        if index.get(key) == stamp:
+            continue
+        got = sha256_of(p)
+        if got != expected:
+            from .dataset import DataError
+            raise DataError(p, f"sha256 {got} does not match the published {expected}: the file is truncated or "
+                               f"altered ({st.st_size} bytes); replace it with the original (delete it to download "
+                               f"it again)")
+        index[key] = stamp
+        changed = True
+    if changed:
+        try:
+            index_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = index_path.with_name(f".tmp-{os.getpid()}-{index_path.name}")
+            tmp.write_text(json.dumps(index))
+            os.replace(tmp, index_path)
+        except OSError:
+            pass  # a read-only cache only costs a re-hash next time
+
+
 def missing_files(folder, files: Iterable[str]) -> List[str]:
     return [f for f in files if not (Path(folder) / f).is_file()]

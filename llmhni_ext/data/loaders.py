@@ -61,6 +61,8 @@ def _load_clean(name: str, data_root, *, split, seed: int, **options) -> Dataset
     path = Path(name)
     if path.exists():
         return _load_path(path, split=split, noise=noise, seed=seed, **options)
+    if any(sep in str(name) for sep in ("/", "\\")) or path.suffix.lower() in (".inter", ".csv", ".tsv", ".txt", ".pkl"):
+        raise FileNotFoundError(f"{name} not found (it looks like a path; no such file or folder)")
     raise ValueError(f"unknown data set {name!r}: expected one of {', '.join(DATASETS)} or a path to a "
                      f"LightGCN/RLMRec folder, a RecBole .inter file or a CSV/TSV table")
 

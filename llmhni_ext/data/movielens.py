@@ -196,6 +196,9 @@ def load_ml100k(data_root=None, *, split: str = "u1", valid_ratio: float = 0.1, 
     folder = dl.ensure_ml100k(root, ["u.item", "u.user", base, test_f], url=ml100k_url, download=download)
     prof_files = [f for f in (USER_PROFILES[user_profile][0], ITEM_PROFILES[item_profile][0]) if f]
     pfolder = dl.ensure_profiles(root, prof_files, base_url=profiles_base_url, download=download) if prof_files else None
+    dl.verify_known(folder, ["u.item", "u.user", base, test_f], dl.ML100K_SHA256)   # truncated or altered copies
+    if pfolder is not None:
+        dl.verify_known(pfolder, prof_files, {k: v[1] for k, v in dl.PROFILE_FILES.items()})
 
     cleanup: Dict[str, int] = {}
     tr = _read_ratings(folder / base, cleanup, "train")

@@ -25,11 +25,12 @@ def read_text(path, encoding: str = "utf-8") -> str:
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise DataError(path, f"not valid {encoding} (byte 0x{data[e.start]:02x} at offset {e.start}); "
                               f"re-encode the file as {encoding} or pass the right encoding", line) from None
+    return text[1:] if text.startswith("\ufeff") else text    # a UTF-8 byte-order mark is not data
 
 
 def split_lines(text: str) -> List[str]:
@@ -100,6 +101,20 @@ def number_table(path, rows: List[List[str]], line_no: List[int], names: Sequenc
                 except ValueError:
                     raise DataError(path, f"{names[j]} is not a number: {tok!r}", n) from None
         raise
+
+
+def finite_column(path, values: np.ndarray, line_no: Sequence[int], name: str, *, integer: bool = False) -> np.ndarray:
+    """``values`` (float64) checked to be finite numbers (and, with ``integer``, to fit int64);
+    the first bad one is reported with its line. Returns float32 or int64."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise DataError(path, f"{name} is not a finite number: {values[bad[0]]}", line_no[bad[0]])
+    if not integer:
+        return values.astype(np.float32)
+    big = np.flatnonzero(np.abs(values) >= 2.0 ** 62)
+    if len(big):
+        raise DataError(path, f"{name} {values[big[0]]:.0f} is out of range", line_no[big[0]])
+    return values.astype(np.int64)
 
 
 def read_csv_records(path, *, delimiter: str = ",", encoding: str = "utf-8",

@@ -17,7 +17,7 @@ import numpy as np
 
 from .assemble import assemble
 from .dataset import DataError, Dataset
-from .parsing import number_table, read_text, split_lines
+from .parsing import finite_column, number_table, read_text, split_lines
 from .text import join_sentences
 
 
@@ -50,6 +50,8 @@ def read_atomic(path: Path, encoding: str = "utf-8"):
             raise DataError(path, f"expected {len(fields)} tab-separated fields, found {len(f)}", k)
         rows.append(f)
         nums.append(k)
+    if not rows:
+        raise DataError(path, "the file has a header row and no data rows", 1)
     return fields, rows, nums
 
 
@@ -62,15 +64,18 @@ def _inter(path: Path, user_field: str, item_field: str, encoding: str):
     ui, ii = names.index(user_field), names.index(item_field)
     users = np.array([r[ui].strip() for r in rows])
     items = np.array([r[ii].strip() for r in rows])
+    empty = np.flatnonzero((users == "") | (items == ""))
+    if len(empty):
+        raise DataError(path, "empty user or item id", nums[empty[0]])
     ratings = timestamps = None
     for fname, attr in (("rating", "r"), ("timestamp", "t")):
         if fname in names:
             j = names.index(fname)
             col = number_table(path, [[r[j].strip()] for r in rows], nums, [fname])[:, 0]
             if attr == "r":
-                ratings = col.astype(np.float32)
+                ratings = finite_column(path, col, nums, fname)
             else:
-                timestamps = col.astype(np.int64)
+                timestamps = finite_column(path, col, nums, fname, integer=True)
     return users, items, ratings, timestamps
 
 
@@ -92,6 +97,8 @@ def load_recbole_inter(path, *, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed:
                        name: Optional[str] = None) -> Dataset:
     """Load RecBole atomic files (see the module docstring)."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found (a RecBole .inter file or a folder holding one)")
     if path.is_dir():
         bench = sorted(path.glob("*.train.inter"))
         singles = [p for p in sorted(path.glob("*.inter")) if p.name.count(".") == 1]

@@ -19,7 +19,7 @@ import numpy as np
 
 from .assemble import assemble
 from .dataset import DataError, Dataset
-from .parsing import number_table, read_csv_records
+from .parsing import finite_column, number_table, read_csv_records
 
 _USER = ("user", "user_id", "userid", "uid", "user_id:token")
 _ITEM = ("item", "item_id", "itemid", "iid", "movieid", "movie_id", "artistid", "item_id:token")
@@ -89,6 +89,8 @@ def load_table(path, *, sep: Optional[str] = None, header: Optional[bool] = None
     if header:
         head = [h.strip() for h in first]
         records = records[1:]
+        if not records:
+            raise DataError(path, "the file has a header row and no data rows", first_line)
     else:
         head = [str(k) for k in range(len(first))]
         user_col = 0 if user_col is None else user_col
@@ -139,13 +141,10 @@ def load_table(path, *, sep: Optional[str] = None, header: Optional[bool] = None
     ratings = timestamps = None
     k = 0
     if rcol is not None:
-        ratings = vals[:, k].astype(np.float32)
+        ratings = finite_column(path, vals[:, k], nums_lines, "rating")
         k += 1
-        bad = np.flatnonzero(~np.isfinite(ratings))
-        if len(bad):
-            raise DataError(path, f"rating is not finite: {ratings[bad[0]]}", nums_lines[bad[0]])
     if tcol is not None:
-        timestamps = vals[:, k].astype(np.int64)
+        timestamps = finite_column(path, vals[:, k], nums_lines, "timestamp", integer=True)
     meta = {"source": str(path), "format": "table", "ratios": list(ratios),
             "ratings": ("stars" if ratings_are_stars else "values") if ratings is not None else None}
     ds = assemble(name or path.stem, np.array(users), np.array(items), ratings=ratings, timestamps=timestamps,
