@@ -224,3 +224,47 @@ def test_cross_user_batching_matches_one_prefix_at_a_time():
         np.testing.assert_allclose(many[r], ref[r][0], rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(many_sp[r], ref[r][1], rtol=1e-4, atol=1e-4)
     assert LikelihoodScorer(m).score_many([], []) == ([], [])
+
+
+# ----------------------------------------------------------------------------- cache keys cover their inputs
+
+def test_embedding_judge_key_covers_the_vectors(tmp_path):
+    """A second run with other vectors (other projector settings) never reuses the first
+    run's verdicts; the same vectors hit the cache."""
+    path = str(tmp_path / "c.jsonl")
+    a = _inputs()
+    b = _inputs()                                   # same texts, other random vectors
+    j = EmbeddingJudge()
+    with JudgmentCache(path) as c:
+        assert j.run(_tasks(), a, c)["judged"] == 6
+    with JudgmentCache(path) as c:
+        assert EmbeddingJudge().run(_tasks(), a, c)["judged"] == 0
+        assert EmbeddingJudge().run(_tasks(), b, c)["judged"] == 6
+        ub = torch.nn.functional.normalize(b.user_vec, dim=-1)
+        ib = torch.nn.functional.normalize(b.item_vec, dim=-1)
+        assert c.get(j.key(b, 0, 1, "user"))["score"] == pytest.approx(float(ub[0] @ ib[1]), abs=1e-6)
+
+
+def test_chat_judge_key_covers_prompt_and_texts(monkeypatch):
+    from llmhni_ext.signals import prompts
+    j = OpenAIChatJudge("http://127.0.0.1:9/v1", "m")
+    inp = _inputs()
+    k = j.key(inp, 0, 1, "user")
+    other = _inputs()
+    other.user_profile[2] = "a different profile"
+    assert j.key(other, 0, 1, "user") != k                          # texts changed
+    assert OpenAIChatJudge("http://127.0.0.1:9/v1", "m").key(_inputs(), 0, 1, "user") == k
+    monkeypatch.setattr(prompts, "SYSTEM", prompts.SYSTEM + " Be strict.")
+    assert OpenAIChatJudge("http://127.0.0.1:9/v1", "m").key(_inputs(), 0, 1, "user") != k   # prompt changed
+
+
+def test_local_lm_judge_key_covers_its_prompt_texts(monkeypatch):
+    from llmhni_ext.signals.judges.local_lm import LocalLMJudge
+    j = LocalLMJudge.__new__(LocalLMJudge)
+    j.name, j.version, j.profile_tokens = "local-lm:x", "pmi-v1", 48
+    inp = _inputs()
+    k = j.key(inp, 0, 1, "user")
+    j2 = LocalLMJudge.__new__(LocalLMJudge)
+    j2.name, j2.version, j2.profile_tokens = "local-lm:x", "pmi-v1", 48
+    monkeypatch.setattr(LocalLMJudge, "USER_ASK", "\nA {noun} this user would love:")
+    assert j2.key(_inputs(), 0, 1, "user") != k

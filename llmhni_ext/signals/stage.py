@@ -98,6 +98,25 @@ def _train_hash(ds) -> str:
     return h.hexdigest()[:12]
 
 
+def _inputs_hash(ds, cfg: SignalsConfig) -> str:
+    """Hash of the data the signals are computed from beyond the training graph: the user
+    and item texts, the data set's precomputed embeddings and the files of encoder_path."""
+    h = hashlib.sha256()
+    for texts in (getattr(ds, "user_text", None), getattr(ds, "item_text", None)):
+        h.update(b"none" if texts is None else len(texts).to_bytes(8, "little"))
+        for t in texts or ():
+            b = str(t or "").encode("utf-8", "surrogatepass")
+            h.update(len(b).to_bytes(8, "little") + b)
+    for a in (getattr(ds, "user_text_emb", None), getattr(ds, "item_text_emb", None)):
+        h.update(b"none" if a is None else np.ascontiguousarray(a).tobytes())
+    if cfg.encoder == "precomputed" and cfg.encoder_path:
+        from ..data.download import sha256_of
+        for part in cfg.encoder_path.split(","):
+            part = part.strip()
+            h.update(sha256_of(part).encode() if os.path.isfile(part) else b"missing")
+    return h.hexdigest()[:16]
+
+
 def _load_array(path: str) -> np.ndarray:
     if path.endswith(".npy"):
         return np.load(path, allow_pickle=False)
@@ -305,6 +324,7 @@ def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = N
     if cache_dir:
         h = hashlib.sha256(_cfg_key(cfg).encode())
         h.update(f"|judged-users={judged_user_limit(cfg, device)}".encode())   # what "auto" resolved to
+        h.update(_inputs_hash(ds, cfg).encode())          # the texts and precomputed arrays themselves
         if bb is not None:
             h.update(bb[0].numpy().tobytes())
             h.update(bb[1].numpy().tobytes())

@@ -8,6 +8,7 @@ baseline with user -1), and ``label`` (label judges) or ``score`` (score judges)
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -26,6 +27,34 @@ class JudgeInputs:
     item_name: List[str]               #: per item, a short name (titles; likelihood judges, histories)
     user_vec: Optional[object] = None  #: [n_users, p] tensor (embedding judge)
     item_vec: Optional[object] = None
+    _fingerprints: Dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def fingerprint(self, what: str) -> str:
+        """A hash of everything a judge's answers depend on beyond (user, item): ``"texts"``
+        (noun, profiles, item texts and names) or ``"vectors"`` (the user and item vectors).
+        Computed once per inputs."""
+        fp = self._fingerprints.get(what)
+        if fp is None:
+            h = hashlib.sha256(what.encode())
+            if what == "texts":
+                for part in ([self.noun], self.user_profile, self.item_text, self.item_name):
+                    h.update(len(part).to_bytes(8, "little"))
+                    for t in part:
+                        b = str(t).encode("utf-8", "surrogatepass")
+                        h.update(len(b).to_bytes(8, "little") + b)
+            elif what == "vectors":
+                import torch
+                for v in (self.user_vec, self.item_vec):
+                    if v is None:
+                        h.update(b"none")
+                        continue
+                    t = torch.as_tensor(v).detach().float().cpu().contiguous()
+                    h.update(str(tuple(t.shape)).encode())
+                    h.update(t.numpy().tobytes())
+            else:
+                raise ValueError(f"unknown fingerprint {what!r}")
+            fp = self._fingerprints[what] = h.hexdigest()[:16]
+        return fp
 
 
 @dataclass
@@ -47,14 +76,33 @@ class Judge:
         """Judges what ``cache`` lacks, writing each record as it is done; returns counters."""
         raise NotImplementedError
 
+    #: what the answers depend on besides (user, item) and the judge's settings: "texts" or "vectors"
+    depends_on = "texts"
+
+    def prompt_identity(self) -> str:
+        """Every prompt text and setting the answers depend on (hashed into the cache key)."""
+        return ""
+
+    def cache_version(self, inputs: JudgeInputs) -> str:
+        """``version`` of a record: the judge's version, a hash of its prompts and settings
+        and a hash of the inputs it reads, so a changed prompt, profile or vector never
+        reuses a stale verdict."""
+        cached = getattr(self, "_cache_version", None)
+        if cached is not None and cached[0] is inputs:
+            return cached[1]
+        ident = hashlib.sha256(self.prompt_identity().encode()).hexdigest()[:12]
+        v = f"{self.version}+p{ident}+{self.depends_on[0]}{inputs.fingerprint(self.depends_on)}"
+        self._cache_version = (inputs, v)
+        return v
+
     def record(self, inputs: JudgeInputs, user: int, item: int, perspective: str, role: str, **values) -> dict:
         r = {"dataset": inputs.dataset, "user": int(user), "item": int(item), "perspective": perspective,
-             "judge": self.name, "version": self.version, "role": role}
+             "judge": self.name, "version": self.cache_version(inputs), "role": role}
         r.update(values)
         return r
 
     def key(self, inputs: JudgeInputs, user: int, item: int, perspective: str):
-        return (str(inputs.dataset), int(user), int(item), perspective, self.name, self.version)
+        return (str(inputs.dataset), int(user), int(item), perspective, self.name, self.cache_version(inputs))
 
 
 def calibrated_labels(cand: Dict[Tuple[int, int, str], float], calib: Dict[Tuple[int, str], List[float]],

@@ -18,6 +18,7 @@ from .base import Judge, JudgeInputs, UserTask
 class EmbeddingJudge(Judge):
     kind = "score"
     proxy = True
+    depends_on = "vectors"     # the verdicts are functions of the vectors alone
 
     def __init__(self, space: str = "projected") -> None:
         self.name = f"embedding-proxy:{space}"

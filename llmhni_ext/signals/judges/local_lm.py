@@ -289,18 +289,28 @@ class LocalLMJudge(Judge):
         return ids
 
     # -- contexts -------------------------------------------------------------------------
+    #: the texts of every prefix (``{noun}`` / ``{Noun}`` filled in per data set)
+    USER_ASK = "\nA {noun} this user would rate highly:"
+    USER_PROFILE = "User profile: "
+    ITEM_HEAD = "{Noun}s this user rated highly:\n"
+
+    def prompt_identity(self) -> str:
+        return "\x00".join([self.USER_ASK, self.USER_PROFILE, self.ITEM_HEAD, "-", " {name}\n",
+                             f"profile_tokens={self.profile_tokens}"])
+
     def name_ids(self, inputs: JudgeInputs, i: int) -> List[int]:
         return self.enc(" " + short_name(str(inputs.item_name[i])) + "\n")
 
     def user_prefix(self, inputs: JudgeInputs, u: Optional[int]) -> List[int]:
-        ask = self.enc(f"\nA {inputs.noun} this user would rate highly:")
+        ask_text = self.USER_ASK.format(noun=inputs.noun)
+        ask = self.enc(ask_text)
         if u is None:
-            return self.bos + self.enc(f"A {inputs.noun} this user would rate highly:")
+            return self.bos + self.enc(ask_text.lstrip("\n"))
         prof = self.enc(" ".join(str(inputs.user_profile[u]).split()))[:self.profile_tokens]
-        return self.bos + self.enc("User profile: ") + prof + ask
+        return self.bos + self.enc(self.USER_PROFILE) + prof + ask
 
     def item_prefix(self, inputs: JudgeInputs, context: Sequence[int]) -> Tuple[List[int], List[Tuple[int, int]]]:
-        ids = self.bos + self.enc(f"{inputs.noun.capitalize()}s this user rated highly:\n")
+        ids = self.bos + self.enc(self.ITEM_HEAD.format(Noun=inputs.noun.capitalize()))
         spans: List[Tuple[int, int]] = []
         dash = self.enc("-")
         for j in context:

@@ -37,6 +37,12 @@ class OpenAIChatJudge(Judge):
         self.name = f"openai-chat:{self.model}"
         self.version = PROMPT_VERSION
 
+    def prompt_identity(self) -> str:
+        from ..prompts import SYSTEM, item_centric_prompt, user_centric_prompt
+        return "\x00".join([SYSTEM, user_centric_prompt("\x01P", "\x01I", "\x01N"),
+                             item_centric_prompt(["\x01H"], "\x01I", "\x01N"), self.url,
+                             f"temperature=0 max_tokens={self.max_tokens}"])
+
     # -- one request ------------------------------------------------------------------
     def ask(self, system: str, prompt: str) -> str:
         """The answer text; raises :class:`EndpointError` after the transport retries."""
