@@ -12,11 +12,23 @@ from typing import Any, Callable, Dict
 import torch
 
 
+def _umask() -> int:
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+_MODE = 0o666 & ~_umask()     # what open() would give: mkstemp's 0600 made the outputs unreadable to others
+_TMP = ".tmp-"
+
+
 def _atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    # the writer's pid is in the name, so clean_stale_tmp() can tell an abandoned file from a live one
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP}{os.getpid()}-", suffix="-" + os.path.basename(path), dir=folder)
     try:
+        os.fchmod(fd, _MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -28,6 +40,49 @@ def _atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None
         except OSError:
             pass
         raise
+
+
+def write_bytes(data: bytes, path: str) -> None:
+    _atomic_write(path, lambda f: f.write(data))
+
+
+def clean_stale_tmp(folder: str, max_age_s: float = 3600.0) -> int:
+    """Remove temporary files that an interrupted atomic write left in ``folder`` (not
+    recursive): those whose writer process is gone, and unlabelled ones older than
+    ``max_age_s``. Returns how many were removed."""
+    import time
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        if not name.startswith(_TMP):
+            continue
+        p = os.path.join(folder, name)
+        pid_s = name[len(_TMP):].split("-", 1)[0]
+        stale = False
+        if pid_s.isdigit():
+            pid = int(pid_s)
+            if pid != os.getpid():
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    stale = True
+                except OSError:
+                    stale = False
+        else:
+            try:
+                stale = time.time() - os.path.getmtime(p) > max_age_s
+            except OSError:
+                stale = False
+        if stale:
+            try:
+                os.unlink(p)
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def save_checkpoint(state: Dict[str, Any], path: str) -> None:

@@ -212,10 +212,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     curves[f"{m} noise {noise:g}"] = run_dir
     rows = summarize(results)
     table = markdown_table(rows)
-    with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
-        f.write(table)
-    with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1, default=str)
+    from .checkpoint import write_text
+    write_text(table, os.path.join(out, "table.md"))
+    write_text(json.dumps(results, indent=1, default=str), os.path.join(out, "results.json"))
     plots = [p for p in (plot_noise(rows, os.path.join(out, "recall20_vs_noise.png")),
                          plot_curves(curves, os.path.join(out, "curves.png"))) if p]
     print()

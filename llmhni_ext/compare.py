@@ -95,9 +95,18 @@ def plot_noise(rows: List[Dict[str, Any]], path: str, metric: str = "recall@20")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    _save_figure(fig, path)
     plt.close(fig)
     return path
+
+
+def _save_figure(fig, path: str) -> None:
+    """PNG written atomically (a killed run never leaves half a picture)."""
+    import io
+    from .checkpoint import write_bytes
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=120, format="png")
+    write_bytes(buf.getvalue(), path)
 
 
 def plot_curves(run_dirs: Dict[str, str], path: str, key: str = "valid_recall@20") -> Optional[str]:
@@ -126,6 +135,6 @@ def plot_curves(run_dirs: Dict[str, str], path: str, key: str = "valid_recall@20
         a.grid(alpha=0.3)
     a1.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    _save_figure(fig, path)
     plt.close(fig)
     return path

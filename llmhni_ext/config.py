@@ -15,7 +15,9 @@ naming the offending key, e.g. ``train.lr: must be > 0, got -1.0``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Union, get_args, get_origin, get_type_hints
 
@@ -161,6 +163,10 @@ def _validate(cfg: RunConfig) -> None:
 
 # ---------------------------------------------------------------- loading
 
+#: decimal numbers as people write them: 1e-3, 1E+2, .5, 5., -2.5e3 (no inf / nan)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp`` (ints are accepted for floats)."""
     origin = get_origin(tp)
@@ -189,8 +195,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value.strip())           # YAML 1.1 reads 1e-3 and 1E+2 as strings
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -244,8 +254,9 @@ def load_yaml(path: str) -> RunConfig:
 
 
 def dump_yaml(cfg: RunConfig, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+    """Writes atomically (the old file or the complete new one, never half)."""
+    from .checkpoint import write_text
+    write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), path)
 
 
 def apply_overrides(cfg: RunConfig, overrides: Dict[str, Any]) -> RunConfig:

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from . import losses
-from .checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
+from .checkpoint import clean_stale_tmp, load_checkpoint, save_checkpoint, write_json, write_text
 from .config import RunConfig
 from .evaluate import DEFAULT_KS, edge_set_quality, full_ranking, interactions_csr, merge_csr
 from .graph import CSR, normalized_bipartite_adj
@@ -189,6 +189,10 @@ class EpochStats:
     parts: Dict[str, float] = field(default_factory=dict)
     steps: int = 0
     seconds: float = 0.0
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training stopped because the loss became NaN or infinite."""
 
 
 class Interrupted(Exception):
@@ -528,6 +532,13 @@ class Trainer:
             while self.step < n_steps:
                 t0 = time.perf_counter()
                 out = self.train_step(epoch, self.step)
+                if not math.isfinite(out["loss"]):
+                    if bar is not None:
+                        bar.close()
+                    parts = ", ".join(f"{k} {v:.4g}" for k, v in out.items() if k != "loss")
+                    raise NonFiniteLoss(f"the loss became {out['loss']} at epoch {epoch + 1}, step {self.step + 1}"
+                                        + (f" ({parts})" if parts else "") + "; nothing of this epoch was saved. "
+                                        "Lower train.lr, check the data, or resume from the last checkpoint")
                 st.seconds += time.perf_counter() - t0
                 st.loss += out["loss"]
                 for k, v in out.items():
@@ -612,7 +623,8 @@ def _train_relevant(cfg: Dict[str, Any]) -> Dict[str, Any]:
         if isinstance(vals, dict):
             for k, v in vals.items():
                 flat[f"{sec}.{k}"] = v
-    for k in ("train.progress", "train.epochs", "train.threads", "train.eval_batch_size",
+    # train.threads stays: OpenMP reductions make 1 and 2 threads differ in the last bits
+    for k in ("train.progress", "train.epochs", "train.eval_batch_size",
               "train.eval_item_block", "data.data_root"):
         flat.pop(k, None)
     # only the method settings (and signals) the method reads
@@ -658,6 +670,7 @@ def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: bool = F
         signals = signals_for(cfg, ds, cache_dir, progress=cfg.train.progress)
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
+        clean_stale_tmp(out_dir)                # left by a run killed while writing
         from .config import dump_yaml
         dump_yaml(cfg, os.path.join(out_dir, "config.yaml"))
     tr = Trainer(cfg, ds, signals=signals, out_dir=out_dir)

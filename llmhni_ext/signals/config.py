@@ -112,7 +112,10 @@ class SignalsConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"SignalsConfig: unknown option(s) {unknown}; known: {sorted(names)}")
-        return cls(**d)
+        from typing import get_type_hints
+        from ..config import _coerce              # one set of type rules for every config
+        hints = get_type_hints(cls)
+        return cls(**{k: _coerce(v, hints[k], f"signals.{k}") for k, v in d.items()})
 
     @classmethod
     def from_yaml(cls, path: str) -> "SignalsConfig":

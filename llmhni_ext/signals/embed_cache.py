@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-import tempfile
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
@@ -28,6 +27,8 @@ class EmbeddingCache:
             slug = hashlib.sha256(model_id.encode()).hexdigest()[:16]
             self.dir = os.path.join(root, "embeddings", slug)
             os.makedirs(self.dir, exist_ok=True)
+            from ..checkpoint import clean_stale_tmp
+            clean_stale_tmp(self.dir)
             idf = os.path.join(self.dir, "MODEL_ID")
             if not os.path.exists(idf):
                 self._atomic_write_bytes(idf, model_id.encode())
@@ -42,10 +43,8 @@ class EmbeddingCache:
 
     @staticmethod
     def _atomic_write_bytes(path: str, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        from ..checkpoint import write_bytes
+        write_bytes(data, path)
 
     def __len__(self) -> int:
         return len(self._mem)
@@ -55,10 +54,9 @@ class EmbeddingCache:
         if self.dir is None:
             return
         name = hashlib.sha256("".join(keys).encode()).hexdigest()[:20] + ".npz"
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, keys=np.asarray(keys), vecs=vecs.astype(np.float32))
-        os.replace(tmp, os.path.join(self.dir, name))
+        from ..checkpoint import _atomic_write
+        _atomic_write(os.path.join(self.dir, name),
+                      lambda f: np.savez(f, keys=np.asarray(keys), vecs=vecs.astype(np.float32)))
 
     def encode(self, texts: Sequence[str], encode_fn: Callable[[Sequence[str]], np.ndarray],
                batch: int = 256, progress: Optional[Callable[[int], None]] = None) -> np.ndarray:

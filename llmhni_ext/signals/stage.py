@@ -20,7 +20,6 @@ import inspect
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -50,16 +49,10 @@ class Signals:
 
     def save(self, path: str) -> None:
         """Writes atomically (temporary file, then rename)."""
-        d = os.path.dirname(os.path.abspath(path))
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-signals-", suffix=".pt")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save({k: _plain(getattr(self, k)) for k in (f.name for f in dataclasses.fields(self))}, fh)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        from ..checkpoint import _atomic_write, clean_stale_tmp
+        clean_stale_tmp(os.path.dirname(os.path.abspath(path)))
+        _atomic_write(path, lambda fh: torch.save(
+            {k: _plain(getattr(self, k)) for k in (f.name for f in dataclasses.fields(self))}, fh))
 
     @classmethod
     def load(cls, path: str) -> "Signals":
