@@ -17,6 +17,7 @@ class FakeOpenAI:
     def __init__(self, slow_s: float = 2.0) -> None:
         self.calls = 0
         self.seen = {}
+        self.auth = []          # (path, Authorization header) of every request
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -27,16 +28,52 @@ class FakeOpenAI:
                 n = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(n) or b"{}")
                 outer.calls += 1
+                outer.auth.append((self.path, self.headers.get("Authorization")))
                 mode = self.path.strip("/").split("/")[0]
                 if mode == "error":
                     self.send_response(500)
                     self.end_headers()
+                    return
+                if mode in ("unauthorized", "notfound"):
+                    self.send_response(401 if mode == "unauthorized" else 404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if mode.startswith("redirect"):        # /redirect-<port>/...: 307 to another host
+                    self.send_response(307)
+                    self.send_header("Location", f"http://localhost:{mode.split('-')[1]}/good/v1/chat/completions")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if mode == "huge":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    try:
+                        for _ in range(200):
+                            self.wfile.write(b" " * (1 << 20))
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    return
+                if mode == "drip":                     # one byte every 0.2 s: each read is quick
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    try:
+                        for _ in range(100):
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
                     return
                 if mode == "slow":
                     time.sleep(slow_s)
                 if self.path.endswith("/embeddings"):
                     inp = body["input"]
                     data = [{"index": k, "embedding": [float(len(t)), float(t.count("a")), 1.0]} for k, t in enumerate(inp)]
+                    if mode == "nan":
+                        data[0]["embedding"][1] = float("nan")
                     out = {"data": data}
                 else:
                     prompt = body["messages"][-1]["content"]

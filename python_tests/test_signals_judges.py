@@ -268,3 +268,61 @@ def test_local_lm_judge_key_covers_its_prompt_texts(monkeypatch):
     j2.name, j2.version, j2.profile_tokens = "local-lm:x", "pmi-v1", 48
     monkeypatch.setattr(LocalLMJudge, "USER_ASK", "\nA {noun} this user would love:")
     assert j2.key(_inputs(), 0, 1, "user") != k
+
+
+# ----------------------------------------------------------------------------- hostile endpoints
+
+def _post(url, **kw):
+    from llmhni_ext.signals.endpoint import post_json
+    args = dict(api_key="sk-secret-123", timeout_s=2.0, retries=2, backoff_s=0.01)
+    args.update(kw)
+    return post_json(url + "/chat/completions", {"messages": [{"role": "user", "content": "space"}]},
+                     lambda d: d["choices"][0]["message"]["content"], **args)
+
+
+def test_endpoint_never_follows_a_redirect_with_the_key(server):
+    from llmhni_ext.signals.endpoint import EndpointFailure
+    other = FakeOpenAI()
+    try:
+        before = len(server.auth)
+        with pytest.raises(EndpointFailure, match="redirect to http://localhost") as e:
+            _post(server.url(f"redirect-{other.port}"))
+        assert e.value.permanent and "sk-secret-123" not in str(e.value)
+        assert other.calls == 0 and len(server.auth) == before + 1      # one try, nothing sent elsewhere
+    finally:
+        other.close()
+
+
+def test_endpoint_does_not_retry_client_errors(server):
+    from llmhni_ext.signals.endpoint import EndpointFailure
+    for mode, msg in (("unauthorized", "HTTP 401.*check the API key"), ("notfound", "HTTP 404")):
+        calls = server.calls
+        with pytest.raises(EndpointFailure, match=msg) as e:
+            _post(server.url(mode))
+        assert server.calls == calls + 1 and "sk-secret-123" not in str(e.value)
+    calls = server.calls
+    with pytest.raises(EndpointFailure):
+        _post(server.url("error"))                                       # 500 is transient: retried
+    assert server.calls == calls + 3
+
+
+def test_endpoint_bounds_the_whole_request_and_the_answer_size(server):
+    import time as _time
+
+    from llmhni_ext.signals.endpoint import EndpointFailure
+    t0 = _time.monotonic()
+    with pytest.raises(EndpointFailure, match="time limit|timed out"):
+        _post(server.url("drip"), timeout_s=1.0, retries=0)               # each read is fast, the whole is not
+    assert _time.monotonic() - t0 < 5
+    with pytest.raises(EndpointFailure, match="exceeds the limit of 1048576 bytes") as e:
+        _post(server.url("huge"), max_bytes=1 << 20)
+    assert e.value.permanent
+
+
+def test_embedding_endpoint_with_nan_is_refused(server):
+    from llmhni_ext.signals.encoders import OpenAIEmbeddingEncoder
+    enc = OpenAIEmbeddingEncoder(server.url("nan"), "e", timeout_s=2, retries=2, backoff_s=0.01)
+    calls = server.calls
+    with pytest.raises(RuntimeError, match="NaN or infinite"):
+        enc.encode(["a", "b"])
+    assert server.calls == calls + 1                                    # a deterministic answer: no retry

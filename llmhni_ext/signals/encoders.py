@@ -114,13 +114,15 @@ class OpenAIEmbeddingEncoder(TextEncoder):
             arr = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
             if arr.ndim != 2 or arr.shape[0] != len(texts):
                 raise ValueError(f"expected {len(texts)} embeddings, got shape {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError("the endpoint returned embeddings with NaN or infinite values")
             return arr
         try:
             return post_json(self.url, {"model": self.model, "input": texts}, parse, api_key=self.api_key,
                              timeout_s=self.timeout_s, retries=self.retries, backoff_s=self.backoff_s)
         except EndpointFailure as e:
-            raise RuntimeError(f"embedding endpoint {self.url} failed after {self.retries + 1} tries: "
-                               f"{e.last}") from None
+            tries = "" if e.permanent else f" after {self.retries + 1} tries"
+            raise RuntimeError(f"embedding endpoint {self.url} failed{tries}: {e.last}") from None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         parts = [self._post(list(texts[s:s + self.batch_size])) for s in range(0, len(texts), self.batch_size)]
