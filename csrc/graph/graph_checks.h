@@ -93,24 +93,30 @@ inline bool always_validate() {
 
 // rowptr[0] == 0, rowptr non-decreasing, rowptr[n_rows] == nnz, 0 <= col < n_cols.
 //
-// CPU: checked in full on every call (see check_csr_cpu in common/checks.h), so writes that
-// bypass torch's version counter (through .numpy(), .data, DLPack) cannot slip past it.
+// CPU: checked on every call, so writes that bypass torch's version counter (through
+// .numpy(), .data, DLPack) cannot slip past it. Row pointers here (O(n_rows)); columns
+// here too unless cols_in_kernel, where the kernel checks each column as it reads it
+// (it skips the entry and flags it) and calls report_bad_columns afterwards, which costs
+// nothing extra where a separate pass would read all of col again.
 // CUDA: a full check costs a device->host sync, so its result is remembered per (storage,
 // data pointer, offset, sizes, dtype, version) of contiguous rowptr/col; a write that
 // bypasses the version counter is not seen there (LLMHNI_VALIDATE_ALWAYS=1 checks every
 // call). docs/trusted-inputs.md says this for users of the raw ops.
 inline void check_csr_structure(const char* op, const at::Tensor& rowptr, const at::Tensor& col,
-                                int64_t n_cols) {
+                                int64_t n_cols, bool cols_in_kernel = false) {
   TORCH_CHECK(rowptr.is_contiguous() && col.is_contiguous(), op, ": rowptr and col must be contiguous");
   TORCH_CHECK(n_cols >= 0, op, ": the number of columns must be non-negative, got ", n_cols);
   const int64_t nnz = col.numel(), n_rows = rowptr.numel() - 1;
   if (rowptr.is_cpu()) {
-    if (rowptr.scalar_type() == at::kInt)
-      check_csr_cpu<int32_t>(op, rowptr.const_data_ptr<int32_t>(), n_rows, col.const_data_ptr<int32_t>(),
-                                         nnz, n_cols, false);
-    else
-      check_csr_cpu<int64_t>(op, rowptr.const_data_ptr<int64_t>(), n_rows, col.const_data_ptr<int64_t>(),
-                                         nnz, n_cols, false);
+    if (rowptr.scalar_type() == at::kInt) {
+      const int32_t* rp = rowptr.const_data_ptr<int32_t>();
+      if (cols_in_kernel) check_rowptr_cpu<int32_t>(op, rp, n_rows, nnz);
+      else check_csr_cpu<int32_t>(op, rp, n_rows, col.const_data_ptr<int32_t>(), nnz, n_cols, false);
+    } else {
+      const int64_t* rp = rowptr.const_data_ptr<int64_t>();
+      if (cols_in_kernel) check_rowptr_cpu<int64_t>(op, rp, n_rows, nnz);
+      else check_csr_cpu<int64_t>(op, rp, n_rows, col.const_data_ptr<int64_t>(), nnz, n_cols, false);
+    }
     return;
   }
   const bool cacheable = !detail::always_validate() && detail::cacheable(rowptr) && detail::cacheable(col);
@@ -150,6 +156,19 @@ inline void check_csr_structure(const char* op, const at::Tensor& rowptr, const 
     v.col_version = col._version();
     v.used = true;
   }
+}
+
+// A CPU kernel that checked columns as it read them (check_csr_structure with
+// cols_in_kernel) found one outside [0, n_cols): raise the same error the full check gives.
+[[noreturn]] inline void report_bad_columns(const char* op, const at::Tensor& rowptr, const at::Tensor& col,
+                                            int64_t n_cols) {
+  if (rowptr.scalar_type() == at::kInt)
+    check_csr_cpu<int32_t>(op, rowptr.const_data_ptr<int32_t>(), rowptr.numel() - 1, col.const_data_ptr<int32_t>(),
+                           col.numel(), n_cols, false);
+  else
+    check_csr_cpu<int64_t>(op, rowptr.const_data_ptr<int64_t>(), rowptr.numel() - 1, col.const_data_ptr<int64_t>(),
+                           col.numel(), n_cols, false);
+  TORCH_CHECK(false, op, ": col was modified while the kernel read it (a column outside [0, ", n_cols, ") was seen)");
 }
 
 // A dense operand: 2-D, floating, on the CSR's device.

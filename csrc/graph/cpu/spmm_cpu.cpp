@@ -12,6 +12,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "common/registry.h"
@@ -82,18 +83,33 @@ LLMHNI_INLINE A load(const T* p) { return static_cast<A>(*p); }
 
 // out[r] = sum_e val[e] * x[col[e]] (+ beta * y[r]) for rows [r0, r1), D columns from
 // column c0 of a row-major [*, d] layout. D > 0: compile-time width.
-template <int D, typename I, typename T, typename A, typename O>
-LLMHNI_INLINE void spmm_block(const I* rp, const I* col, const A* val, const T* x, int64_t d, int64_t c0,
-                              int64_t width, const A* y, A beta, O* out, int64_t r0, int64_t r1) {
+// A column outside [0, n_x) reads row 0 instead and sets `bad` (the caller then raises and
+// the output is dropped): one compare and a conditional move per entry, where a separate
+// pass over all of col would read it again (about a fifth of an spmm).
+template <int D, bool kCheck, typename I, typename T, typename A, typename O>
+LLMHNI_INLINE void spmm_block(const I* rp, const I* col, const A* val, const T* x, int64_t n_x, int64_t d,
+                              int64_t c0, int64_t width, const A* y, A beta, O* out, int64_t r0, int64_t r1,
+                              bool& bad) {
   constexpr int W = D > 0 ? D : 64;
   const int64_t w = D > 0 ? D : width;
+  const uint64_t nx = static_cast<uint64_t>(n_x);
+  (void)nx;
+  bool seen = false;
   for (int64_t r = r0; r < r1; ++r) {
     A acc[W];
     for (int k = 0; k < W; ++k) acc[k] = A(0);
     const int64_t e1 = rp[r + 1];
     for (int64_t e = rp[r]; e < e1; ++e) {
       const A v = val ? val[e] : A(1);
-      const T* xr = x + static_cast<int64_t>(col[e]) * d + c0;
+      const T* xr;
+      if constexpr (kCheck) {
+        const uint64_t c = static_cast<uint64_t>(static_cast<int64_t>(col[e]));
+        const bool out_of_range = c >= nx;
+        seen |= out_of_range;
+        xr = x + static_cast<int64_t>(out_of_range ? 0 : c) * d + c0;
+      } else {
+        xr = x + static_cast<int64_t>(col[e]) * d + c0;
+      }
       if (e + 4 < e1) __builtin_prefetch(x + static_cast<int64_t>(col[e + 4]) * d + c0);
       if constexpr (D > 0) {
         for (int k = 0; k < D; ++k) acc[k] += v * load<T, A>(xr + k);
@@ -109,61 +125,77 @@ LLMHNI_INLINE void spmm_block(const I* rp, const I* col, const A* val, const T* 
       for (int64_t k = 0; k < w; ++k) o[k] = static_cast<O>(acc[k]);
     }
   }
+  bad |= seen;
 }
 
-template <typename I, typename T, typename A, typename O>
-LLMHNI_INLINE void spmm_rows(const I* rp, const I* col, const A* val, const T* x, int64_t d, const A* y,
-                             A beta, O* out, int64_t r0, int64_t r1) {
+template <bool kCheck, typename I, typename T, typename A, typename O>
+LLMHNI_INLINE bool spmm_rows(const I* rp, const I* col, const A* val, const T* x, int64_t n_x, int64_t d,
+                             const A* y, A beta, O* out, int64_t r0, int64_t r1) {
+  bool bad = false;
   switch (d) {
-    case 32: return spmm_block<32>(rp, col, val, x, d, 0, 32, y, beta, out, r0, r1);
-    case 64: return spmm_block<64>(rp, col, val, x, d, 0, 64, y, beta, out, r0, r1);
-    case 128: return spmm_block<128>(rp, col, val, x, d, 0, 128, y, beta, out, r0, r1);
+    case 32: spmm_block<32, kCheck>(rp, col, val, x, n_x, d, 0, 32, y, beta, out, r0, r1, bad); break;
+    case 64: spmm_block<64, kCheck>(rp, col, val, x, n_x, d, 0, 64, y, beta, out, r0, r1, bad); break;
+    case 128: spmm_block<128, kCheck>(rp, col, val, x, n_x, d, 0, 128, y, beta, out, r0, r1, bad); break;
     default:
       for (int64_t c0 = 0; c0 < d; c0 += 64)
-        spmm_block<0>(rp, col, val, x, d, c0, std::min<int64_t>(64, d - c0), y, beta, out, r0, r1);
+        spmm_block<0, kCheck>(rp, col, val, x, n_x, d, c0, std::min<int64_t>(64, d - c0), y, beta, out, r0, r1, bad);
   }
+  return bad;
 }
 
 #if LLMHNI_X86_MULTIVERSION
-template <typename I, typename T, typename A, typename O>
-LLMHNI_TARGET_AVX512 void spmm_rows_avx512(const I* rp, const I* col, const A* val, const T* x, int64_t d,
-                                           const A* y, A beta, O* out, int64_t r0, int64_t r1) {
-  spmm_rows(rp, col, val, x, d, y, beta, out, r0, r1);
+template <bool kCheck, typename I, typename T, typename A, typename O>
+LLMHNI_TARGET_AVX512 bool spmm_rows_avx512(const I* rp, const I* col, const A* val, const T* x, int64_t n_x,
+                                           int64_t d, const A* y, A beta, O* out, int64_t r0, int64_t r1) {
+  return spmm_rows<kCheck>(rp, col, val, x, n_x, d, y, beta, out, r0, r1);
 }
-template <typename I, typename T, typename A, typename O>
-LLMHNI_TARGET_AVX2 void spmm_rows_avx2(const I* rp, const I* col, const A* val, const T* x, int64_t d,
-                                       const A* y, A beta, O* out, int64_t r0, int64_t r1) {
-  spmm_rows(rp, col, val, x, d, y, beta, out, r0, r1);
+template <bool kCheck, typename I, typename T, typename A, typename O>
+LLMHNI_TARGET_AVX2 bool spmm_rows_avx2(const I* rp, const I* col, const A* val, const T* x, int64_t n_x,
+                                       int64_t d, const A* y, A beta, O* out, int64_t r0, int64_t r1) {
+  return spmm_rows<kCheck>(rp, col, val, x, n_x, d, y, beta, out, r0, r1);
 }
 #endif
-template <typename I, typename T, typename A, typename O>
-void spmm_rows_base(const I* rp, const I* col, const A* val, const T* x, int64_t d, const A* y, A beta,
-                    O* out, int64_t r0, int64_t r1) {
-  spmm_rows(rp, col, val, x, d, y, beta, out, r0, r1);
+template <bool kCheck, typename I, typename T, typename A, typename O>
+bool spmm_rows_base(const I* rp, const I* col, const A* val, const T* x, int64_t n_x, int64_t d, const A* y,
+                    A beta, O* out, int64_t r0, int64_t r1) {
+  return spmm_rows<kCheck>(rp, col, val, x, n_x, d, y, beta, out, r0, r1);
 }
 
-// out = A x (+ beta y), rows split into balanced chunks.
-template <typename I, typename T, typename A, typename O>
-void spmm_parallel(const I* rp, const I* col, const A* val, const T* x, int64_t n_rows, int64_t d,
+// out = A x (+ beta y), rows split into balanced chunks; x has n_x rows. kCheck: columns are
+// checked as they are read; returns false when one outside [0, n_x) was seen (the output is
+// then wrong and the caller raises). Without kCheck the columns must have been checked.
+template <bool kCheck, typename I, typename T, typename A, typename O>
+bool spmm_parallel(const I* rp, const I* col, const A* val, const T* x, int64_t n_x, int64_t n_rows, int64_t d,
                    const A* y, A beta, O* out) {
-  if (n_rows == 0 || d == 0) return;
+  if (n_rows == 0) return true;
+  if (d == 0) {  // nothing is read from x: the columns still have to be valid
+    if (!kCheck) return true;
+    const int64_t nnz = static_cast<int64_t>(rp[n_rows]);
+    for (int64_t e = 0; e < nnz; ++e)
+      if (static_cast<uint64_t>(static_cast<int64_t>(col[e])) >= static_cast<uint64_t>(n_x)) return false;
+    return true;
+  }
   const auto chunks = balanced_rows(rp, n_rows, chunk_count((static_cast<int64_t>(rp[n_rows]) + n_rows) * d));
   const Isa isa = cpu_isa();
+  std::atomic<bool> bad{false};
   at::parallel_for(0, static_cast<int64_t>(chunks.size()) - 1, 1, [&](int64_t b, int64_t e) {
+    bool local = false;
     for (int64_t t = b; t < e; ++t) {
 #if LLMHNI_X86_MULTIVERSION
       if (isa == Isa::kAvx512) {
-        spmm_rows_avx512(rp, col, val, x, d, y, beta, out, chunks[t], chunks[t + 1]);
+        local |= spmm_rows_avx512<kCheck>(rp, col, val, x, n_x, d, y, beta, out, chunks[t], chunks[t + 1]);
         continue;
       }
       if (isa == Isa::kAvx2) {
-        spmm_rows_avx2(rp, col, val, x, d, y, beta, out, chunks[t], chunks[t + 1]);
+        local |= spmm_rows_avx2<kCheck>(rp, col, val, x, n_x, d, y, beta, out, chunks[t], chunks[t + 1]);
         continue;
       }
 #endif
-      spmm_rows_base(rp, col, val, x, d, y, beta, out, chunks[t], chunks[t + 1]);
+      local |= spmm_rows_base<kCheck>(rp, col, val, x, n_x, d, y, beta, out, chunks[t], chunks[t + 1]);
     }
+    if (local) bad.store(true);
   });
+  return !bad.load();
 }
 
 template <typename F>
@@ -174,6 +206,19 @@ void dispatch_index(at::ScalarType t, const F& f) {
 
 at::ScalarType acc_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
+// The columns of a CSR lie in [0, n_cols) (for calls whose kernel reads none of them).
+bool col_range_ok(const at::Tensor& rowptr, const at::Tensor& col, int64_t n_cols) {
+  bool ok = true;
+  dispatch_index(col.scalar_type(), [&](auto tag) {
+    using I = decltype(tag);
+    const I* c = col.data_ptr<I>();
+    for (int64_t e = 0; e < col.numel(); ++e)
+      if (static_cast<uint64_t>(static_cast<int64_t>(c[e])) >= static_cast<uint64_t>(n_cols)) ok = false;
+  });
+  (void)rowptr;
+  return ok;
+}
+
 at::Tensor spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const std::optional<at::Tensor>& value,
                     const at::Tensor& x, const std::optional<at::Tensor>& t_rowptr,
                     const std::optional<at::Tensor>& t_col, const std::optional<at::Tensor>& t_perm) {
@@ -183,21 +228,23 @@ at::Tensor spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const std::
   check_value(op, col, value);
   check_dense(op, col, x, "x");
   check_transpose_args(op, col, t_rowptr, t_col, t_perm);
-  check_csr_structure(op, rowptr, col, x.size(0));
+  check_csr_structure(op, rowptr, col, x.size(0), /*cols_in_kernel=*/true);
   const int64_t n_rows = rowptr.numel() - 1, d = x.size(1);
   const auto at_ = acc_type(x.scalar_type());
   auto xc = x.contiguous();
   at::Tensor v = value.has_value() ? value->to(at_).contiguous() : at::Tensor();
   auto out = at::empty({n_rows, d}, x.options());
+  bool ok = true;
   dispatch_index(col.scalar_type(), [&](auto tag) {
     using I = decltype(tag);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "spmm_cpu", [&] {
       using T = scalar_t;
       using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
-      spmm_parallel<I, T, A, T>(rowptr.data_ptr<I>(), col.data_ptr<I>(), v.defined() ? v.data_ptr<A>() : nullptr,
-                                xc.data_ptr<T>(), n_rows, d, nullptr, A(0), out.data_ptr<T>());
+      ok = spmm_parallel<true, I, T, A, T>(rowptr.data_ptr<I>(), col.data_ptr<I>(), v.defined() ? v.data_ptr<A>() : nullptr,
+                                     xc.data_ptr<T>(), x.size(0), n_rows, d, nullptr, A(0), out.data_ptr<T>());
     });
   });
+  if (!ok) report_bad_columns(op, rowptr, col, x.size(0));
   return out;
 }
 
@@ -214,8 +261,9 @@ at::Tensor csr_sddmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const 
               " rows, got ", a.size(0));
   TORCH_CHECK(a.size(1) == b.size(1), op, ": a and b must have the same width, got ", a.size(1), " and ",
               b.size(1));
-  check_csr_structure(op, rowptr, col, b.size(0));
-  const int64_t n_rows = rowptr.numel() - 1, d = a.size(1);
+  check_csr_structure(op, rowptr, col, b.size(0), /*cols_in_kernel=*/true);
+  const int64_t n_rows = rowptr.numel() - 1, d = a.size(1), n_b = b.size(0);
+  std::atomic<bool> bad{false};
   auto ac = a.contiguous();
   auto bc = b.contiguous();
   auto out = at::empty({col.numel()}, a.options().dtype(acc_type(a.scalar_type())));
@@ -230,13 +278,25 @@ at::Tensor csr_sddmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const 
       const T* bp = bc.data_ptr<T>();
       A* o = out.data_ptr<A>();
       if (n_rows == 0) return;
+      if (d == 0) {  // every entry is 0, but the columns still have to be valid
+        for (int64_t e = 0; e < static_cast<int64_t>(rp[n_rows]); ++e) {
+          if (static_cast<uint64_t>(static_cast<int64_t>(c[e])) >= static_cast<uint64_t>(n_b)) bad.store(true);
+          o[e] = A(0);
+        }
+        return;
+      }
       const auto chunks = balanced_rows(rp, n_rows, chunk_count((static_cast<int64_t>(rp[n_rows]) + n_rows) * d));
       at::parallel_for(0, static_cast<int64_t>(chunks.size()) - 1, 1, [&](int64_t cb, int64_t ce) {
         for (int64_t t = cb; t < ce; ++t)
           for (int64_t r = chunks[t]; r < chunks[t + 1]; ++r) {
             const T* ar = ap + r * d;
             for (int64_t e = rp[r]; e < rp[r + 1]; ++e) {
-              const T* br = bp + static_cast<int64_t>(c[e]) * d;
+              const int64_t ce = static_cast<int64_t>(c[e]);
+              if (static_cast<uint64_t>(ce) >= static_cast<uint64_t>(n_b)) {
+                bad.store(true, std::memory_order_relaxed);
+                continue;
+              }
+              const T* br = bp + ce * d;
               A s = 0;
               for (int64_t k = 0; k < d; ++k) s += static_cast<A>(ar[k]) * static_cast<A>(br[k]);
               o[e] = s;
@@ -245,6 +305,7 @@ at::Tensor csr_sddmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const 
       });
     });
   });
+  if (bad.load()) report_bad_columns(op, rowptr, col, n_b);
   return out;
 }
 
@@ -262,26 +323,37 @@ at::Tensor lightgcn_propagate_cpu(const at::Tensor& rowptr, const at::Tensor& co
   const int64_t n_rows = rowptr.numel() - 1, d = x0.size(1);
   TORCH_CHECK(x0.size(0) == n_rows, op, ": A must be square with one row per node of x0: A has ", n_rows,
               " rows, x0 has ", x0.size(0));
-  check_csr_structure(op, rowptr, col, n_rows);
+  check_csr_structure(op, rowptr, col, n_rows, /*cols_in_kernel=*/true);
   const auto at_ = acc_type(x0.scalar_type());
   auto x = x0.to(at_).contiguous();
   at::Tensor v = value.has_value() ? value->to(at_).contiguous() : at::Tensor();
   const int64_t K = static_cast<int64_t>(weights.size()) - 1;
   at::Tensor h = x * weights[K];
-  if (K == 0) return h.to(x0.scalar_type());
+  if (K == 0) {
+    if (col.numel() && !col_range_ok(rowptr, col, n_rows)) report_bad_columns(op, rowptr, col, n_rows);
+    return h.to(x0.scalar_type());
+  }
   at::Tensor h2 = at::empty_like(x);
+  bool ok = true;
   dispatch_index(col.scalar_type(), [&](auto tag) {
     using I = decltype(tag);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lightgcn_propagate_cpu", [&] {
       using A = scalar_t;
-      for (int64_t k = K - 1; k >= 0; --k) {  // h <- w_k x0 + A h
-        spmm_parallel<I, A, A, A>(rowptr.data_ptr<I>(), col.data_ptr<I>(), v.defined() ? v.data_ptr<A>() : nullptr,
-                                  h.data_ptr<A>(), n_rows, d, x.data_ptr<A>(), static_cast<A>(weights[k]),
-                                  h2.data_ptr<A>());
+      for (int64_t k = K - 1; k >= 0 && ok; --k) {  // h <- w_k x0 + A h; columns checked in the first pass
+        const I* rp = rowptr.data_ptr<I>();
+        const I* cp = col.data_ptr<I>();
+        const A* vp = v.defined() ? v.data_ptr<A>() : nullptr;
+        const A w = static_cast<A>(weights[k]);
+        ok = k == K - 1
+                 ? spmm_parallel<true, I, A, A, A>(rp, cp, vp, h.data_ptr<A>(), n_rows, n_rows, d, x.data_ptr<A>(), w,
+                                                   h2.data_ptr<A>())
+                 : spmm_parallel<false, I, A, A, A>(rp, cp, vp, h.data_ptr<A>(), n_rows, n_rows, d, x.data_ptr<A>(),
+                                                    w, h2.data_ptr<A>());
         std::swap(h, h2);
       }
     });
   });
+  if (!ok) report_bad_columns(op, rowptr, col, n_rows);
   return h.scalar_type() == x0.scalar_type() ? h : h.to(x0.scalar_type());
 }
 
