@@ -191,22 +191,34 @@ inline void check_sample_values_cpu(const SampleArgs& g, Mode mode) {
   const int64_t B = g.users.numel();
   const bool draws = !g.candidates.has_value();
   const auto rpc = g.rowptr.contiguous(), uc = g.users.contiguous();
-  const IndexView rp(rpc), us(uc);
+  const IndexView rp(rpc);
   std::vector<int64_t> x;
   x.push_back(rp[n_users]);  // 0
+  // One pass over the batch: the users' range, the widest row (a user with every item) and
+  // each row's bounds inside col (so no read leaves it), typed loads.
+  const int64_t nnz = g.col.numel();
+  int64_t lo = 0, hi = 0, best = -1, who = 0, bad = -1, blo = 0, bhi = 0;
+  auto scan = [&](const auto* r, const auto* u) {
+    lo = hi = static_cast<int64_t>(u[0]);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t ub = static_cast<int64_t>(u[b]);
+      lo = std::min(lo, ub), hi = std::max(hi, ub);
+      if (ub < 0 || ub >= n_users) continue;
+      const int64_t rl = static_cast<int64_t>(r[ub]), rh = static_cast<int64_t>(r[ub + 1]);
+      if (rh - rl > best) best = rh - rl, who = ub;
+      if ((rl < 0) | (rh < rl) | (rh > nnz) && bad < 0) bad = ub, blo = rl, bhi = rh;
+    }
+  };
   if (B > 0) {
-    int64_t lo = us[0], hi = us[0];
-    for (int64_t b = 1; b < B; ++b) lo = std::min(lo, us[b]), hi = std::max(hi, us[b]);
+    const bool r32 = rpc.scalar_type() == at::kInt, u32 = uc.scalar_type() == at::kInt;
+    if (r32 && u32) scan(rpc.const_data_ptr<int32_t>(), uc.const_data_ptr<int32_t>());
+    else if (r32) scan(rpc.const_data_ptr<int32_t>(), uc.const_data_ptr<int64_t>());
+    else if (u32) scan(rpc.const_data_ptr<int64_t>(), uc.const_data_ptr<int32_t>());
+    else scan(rpc.const_data_ptr<int64_t>(), uc.const_data_ptr<int64_t>());
     x.push_back(lo);  // 1
     x.push_back(hi);  // 2
     if (draws && n_users > 0) {
-      int64_t best = -1, who = 0;
-      for (int64_t b = 0; b < B; ++b) {
-        const int64_t u = std::min(std::max(us[b], int64_t(0)), n_users - 1);
-        const int64_t d = rp[u + 1] - rp[u];
-        if (d > best) best = d, who = us[b];
-      }
-      x.push_back(best);  // 3
+      x.push_back(best);  // 3 (over the users in range; the others are reported first)
       x.push_back(who);   // 4
     }
   }
@@ -234,17 +246,6 @@ inline void check_sample_values_cpu(const SampleArgs& g, Mode mode) {
   const bool rows = B > 0 && n_users > 0;
   const size_t row_at = x.size();
   if (rows) {  // every row the kernel reads lies inside col: O(B), on every call
-    const int64_t nnz = g.col.numel();
-    int64_t bad = -1, blo = 0, bhi = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t u = us[b];
-      if (u < 0 || u >= n_users) continue;
-      const int64_t lo = rp[u], hi = rp[u + 1];
-      if (lo < 0 || hi < lo || hi > nnz) {
-        bad = u, blo = lo, bhi = hi;
-        break;
-      }
-    }
     x.push_back(bad);
     x.push_back(blo);
     x.push_back(bhi);
@@ -330,7 +331,6 @@ inline void check_sample_values(const SampleArgs& g, Mode mode) {
   const auto h = at::stack(v).cpu();
   const int64_t* x = h.data_ptr<int64_t>();
   if (g.check_rows) {
-    constexpr const char* op = "sample_negatives";
     const int64_t* f = x + full_at;
     TORCH_CHECK(f[0] == 0, op, ": malformed CSR, rowptr[0] must be 0, got ", f[0]);
     TORCH_CHECK(x[0] == nnz, op, ": malformed CSR, rowptr[-1] must equal nnz = col.numel() = ", nnz, ", got ", x[0]);
