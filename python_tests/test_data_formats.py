@@ -45,7 +45,8 @@ def test_lightgcn_without_valid_carves_by_seed(tmp_path):
     rng = np.random.default_rng(0)
     lines = [" ".join(map(str, [u] + list(rng.choice(50, 20, replace=False)))) for u in range(30)]
     d = write_lightgcn(tmp_path / "g", "\n".join(lines) + "\n", "0 49\n")
-    assert len(load_lightgcn_dir(d).valid) == 0
+    assert len(load_lightgcn_dir(d).valid) == 30 * 2          # 0.1 by default, as documented
+    assert len(load_lightgcn_dir(d, valid_ratio=0).valid) == 0
     a, b = load_lightgcn_dir(d, valid_ratio=0.2, seed=1), load_lightgcn_dir(d, valid_ratio=0.2, seed=1)
     assert len(a.valid) == 30 * 4 and pairs(a.valid) == pairs(b.valid)
     assert pairs(load_lightgcn_dir(d, valid_ratio=0.2, seed=2).valid) != pairs(a.valid)

@@ -162,7 +162,9 @@ def test_ml100k_duplicates_are_counted_and_bad_profile_csv_is_named(tmp_path):
     from llmhni_ext.data import DataError
     base = (ROOT / "ml-100k" / "u1.base").read_bytes()
     root = _copy_root(tmp_path, {"ml-100k/u1.base": base + b"1\t1\t2\t999999999\n"})
-    ds = load_dataset("ml-100k", str(root), download=False, valid_ratio=0.0)
+    with pytest.raises(DataError, match="does not match the published"):      # an altered copy
+        load_dataset("ml-100k", str(root), download=False, valid_ratio=0.0)
+    ds = load_dataset("ml-100k", str(root), download=False, valid_ratio=0.0, verify=False)
     assert ds.meta["cleanup"]["duplicates_dropped_train"] == 1 and len(ds.train) == 80000
     m = (ds.train.users == 0) & (ds.train.items == 0)
     assert ds.train.ratings[m].item() == 2                    # the latest row wins

@@ -170,7 +170,8 @@ def _user_markdown(p: str) -> str:
 def load_ml100k(data_root=None, *, split: str = "u1", valid_ratio: float = 0.1, seed: int = 0,
                 noise="none", user_profile: str = "structured", item_profile: str = "structured",
                 liked_titles: int = 10, keep_dislikes: bool = False, download: bool = True,
-                ml100k_url: Optional[str] = None, profiles_base_url: Optional[str] = None) -> Dataset:
+                ml100k_url: Optional[str] = None, profiles_base_url: Optional[str] = None,
+                verify: bool = True) -> Dataset:
     """MovieLens-100K with user and item texts.
 
     ``user_profile``: ``"structured"`` (default, users_structured_100k.csv), ``"summary"``
@@ -182,6 +183,10 @@ def load_ml100k(data_root=None, *, split: str = "u1", valid_ratio: float = 0.1, 
     demographics plus their ``liked_titles`` best-rated training titles. The structured item
     profiles end with a "Dislikes" section that lists genres the film is *not*; it is left out
     unless ``keep_dislikes``.
+
+    The files are checked against their published sha256 sums after they parse (``verify``;
+    cached per file size and modification time), so a truncated or altered copy is refused;
+    ``verify=False`` accepts a copy you changed on purpose.
     """
     if split not in SPLITS:
         raise ValueError(f"ml-100k split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -196,9 +201,6 @@ def load_ml100k(data_root=None, *, split: str = "u1", valid_ratio: float = 0.1, 
     folder = dl.ensure_ml100k(root, ["u.item", "u.user", base, test_f], url=ml100k_url, download=download)
     prof_files = [f for f in (USER_PROFILES[user_profile][0], ITEM_PROFILES[item_profile][0]) if f]
     pfolder = dl.ensure_profiles(root, prof_files, base_url=profiles_base_url, download=download) if prof_files else None
-    dl.verify_known(folder, ["u.item", "u.user", base, test_f], dl.ML100K_SHA256)   # truncated or altered copies
-    if pfolder is not None:
-        dl.verify_known(pfolder, prof_files, {k: v[1] for k, v in dl.PROFILE_FILES.items()})
 
     cleanup: Dict[str, int] = {}
     tr = _read_ratings(folder / base, cleanup, "train")
@@ -239,6 +241,10 @@ def load_ml100k(data_root=None, *, split: str = "u1", valid_ratio: float = 0.1, 
     liked_txt = [liked_text([titles[i] for i in lk]) for lk in liked]
     user_texts = [p if p else f"{d} {lt}".strip() for p, d, lt in zip(uprof, demo_txt, liked_txt)]
     cleanup["users_without_profile"] = sum(1 for p in uprof if not p) if ufile else N_USERS
+    if verify:   # after parsing, so a malformed line is reported as such; then truncated or altered copies
+        dl.verify_known(folder, ["u.item", "u.user", base, test_f], dl.ML100K_SHA256)
+        if pfolder is not None:
+            dl.verify_known(pfolder, prof_files, {k: v[1] for k, v in dl.PROFILE_FILES.items()})
 
     ds = Dataset(
         name="ml-100k", n_users=N_USERS, n_items=N_ITEMS, train=train, valid=valid, test=test,
