@@ -19,14 +19,14 @@
 #include <algorithm>
 #include <tuple>
 
+#include "common/dispatch.h"
 #include "contrastive/contrastive_checks.h"
 
 namespace llmhni {
+namespace contrastive {
 namespace infonce_detail {
 
 constexpr double kNormEps = 1e-12;
-
-inline at::ScalarType acc_type(at::ScalarType s) { return s == at::kDouble ? at::kDouble : at::kFloat; }
 
 // (x / max(|x|, eps), max(|x|, eps)) in the accumulation dtype.
 inline std::tuple<at::Tensor, at::Tensor> normalize(const at::Tensor& x) {
@@ -178,4 +178,5 @@ inline std::tuple<at::Tensor, at::Tensor> infonce_backward_impl(const at::Tensor
   return {da, db};
 }
 
+}  // namespace contrastive
 }  // namespace llmhni

@@ -34,6 +34,14 @@ constexpr float kCosEps = 1e-12f;
 
 enum Mode : int { kUniform = 0, kPopularity = 1, kDns = 2, kLlmhni = 3 };
 
+// One call's sizes and settings, as the host code passes them to either device's kernels.
+struct Params {
+  int64_t B, S, N, M, K, n_items, d, ds, max_redraws;  // users, slots = B * N, negatives, candidates, top-k, ...
+  uint64_t seed, offset;
+  float thr;
+  Mode mode;
+};
+
 #if defined(__CUDA_ARCH__)
 LLMHNI_HD float fmul(float a, float b) { return __fmul_rn(a, b); }
 LLMHNI_HD float fadd(float a, float b) { return __fadd_rn(a, b); }

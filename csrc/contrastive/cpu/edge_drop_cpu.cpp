@@ -11,12 +11,15 @@
 #include <tuple>
 #include <vector>
 
+#include "common/balanced_rows.h"
+#include "common/dispatch.h"
 #include "common/philox.h"
-#include "contrastive/cpu/philox_simd.h"
 #include "common/registry.h"
 #include "contrastive/contrastive_checks.h"
+#include "contrastive/cpu/philox_simd.h"
 
 namespace llmhni {
+namespace contrastive {
 namespace {
 
 constexpr int64_t kChunk = 2048;       // entries per Philox batch (fits in L1 with its words)
@@ -24,25 +27,6 @@ constexpr int64_t kWorkChunks = 64;     // row ranges of about equal work, sprea
 
 // keep iff uniform_float(w) < p, i.e. (w >> 8) < ceil(p * 2^24) (p float32: exact).
 inline uint32_t keep_threshold(float p) { return static_cast<uint32_t>(std::ceil(static_cast<double>(p) * 16777216.0)); }
-
-// Row boundaries of kWorkChunks ranges with about equal (entries + rows): degrees are
-// skewed, so equal row counts would leave one thread with most of the work.
-template <typename idx_t>
-std::vector<int64_t> balanced_rows(const idx_t* rp, int64_t n, int64_t nnz) {
-  std::vector<int64_t> bound(kWorkChunks + 1, n);
-  const int64_t total = nnz + n;
-  bound[0] = 0;
-  for (int64_t t = 1; t < kWorkChunks; ++t) {
-    const int64_t target = total / kWorkChunks * t + total % kWorkChunks * t / kWorkChunks;
-    int64_t lo = bound[t - 1], hi = n;  // first row r with rp[r] + r >= target
-    while (lo < hi) {
-      const int64_t mid = lo + (hi - lo) / 2;
-      if (static_cast<int64_t>(rp[mid]) + mid >= target) hi = mid; else lo = mid + 1;
-    }
-    bound[t] = lo;
-  }
-  return bound;
-}
 
 template <typename F>
 void for_each_row_range(const std::vector<int64_t>& bound, const F& f) {
@@ -54,11 +38,11 @@ void for_each_row_range(const std::vector<int64_t>& bound, const F& f) {
 }
 
 // keep[v * nnz + k] in {0, 1}; deg[v * n + r] = kept entries of row r in view v.
-// Columns are range-checked on the way (before anything is indexed by them).
+// Columns are range-checked on the way (before anything is indexed by them): false when
+// one lies outside [0, n) (the caller raises with report_bad_columns).
 template <typename idx_t>
-void draw_keep(const idx_t* rp, const idx_t* col, int64_t n, int64_t nnz, int64_t views, uint64_t seed,
-               uint64_t offset, float p, uint8_t* keep, int32_t* deg, const std::vector<int64_t>& bound,
-               const char* op) {
+bool draw_keep(const idx_t* rp, const idx_t* col, int64_t n, int64_t nnz, int64_t views, uint64_t seed,
+               uint64_t offset, float p, uint8_t* keep, int32_t* deg, const std::vector<int64_t>& bound) {
   const uint64_t un = static_cast<uint64_t>(n);
   const uint32_t threshold = keep_threshold(p);
   std::vector<int64_t> bad_at(kWorkChunks, -1);
@@ -109,53 +93,52 @@ void draw_keep(const idx_t* rp, const idx_t* col, int64_t n, int64_t nnz, int64_
       }
     }
   });
-  for (int64_t t = 0; t < kWorkChunks; ++t) {
-    TORCH_CHECK(bad_at[t] < 0, op, ": col[", bad_at[t], "] = ", bad_at[t] < 0 ? 0 : static_cast<int64_t>(col[bad_at[t]]),
-                " is out of range for a square graph of ", n, " nodes");
-  }
+  for (int64_t t = 0; t < kWorkChunks; ++t)
+    if (bad_at[t] >= 0) return false;
+  return true;
+}
+
+// The keep decisions and kept degrees of every view, and the row ranges both passes use.
+struct Drawn {
+  std::vector<int64_t> bound;
+  at::Tensor keep, deg;
+};
+
+template <typename idx_t>
+Drawn draw(const at::Tensor& rowptr, const at::Tensor& col, double keep_prob, int64_t views, int64_t seed,
+           int64_t offset, const char* op) {
+  const int64_t n = rowptr.numel() - 1, nnz = col.numel();
+  const idx_t* rp = rowptr.data_ptr<idx_t>();
+  Drawn d{balanced_rows(rp, n, kWorkChunks), at::empty({views, nnz}, col.options().dtype(at::kByte)),
+          at::empty({views, n}, col.options().dtype(at::kInt))};
+  if (!draw_keep<idx_t>(rp, col.data_ptr<idx_t>(), n, nnz, views, static_cast<uint64_t>(seed),
+                        static_cast<uint64_t>(offset), static_cast<float>(keep_prob), d.keep.data_ptr<uint8_t>(),
+                        d.deg.data_ptr<int32_t>(), d.bound))
+    report_bad_columns(op, rowptr, col, n);
+  return d;
 }
 
 // 1 / sqrt(deg) (0 for isolated rows) in double: correctly rounded, like the reference.
 inline double inv_sqrt_degree(int32_t d) { return d > 0 ? 1.0 / std::sqrt(static_cast<double>(d)) : 0.0; }
 
-// rowptr checks: rowptr[0] == 0, non-decreasing, rowptr[n] == nnz (O(n), serial).
-template <typename idx_t>
-void check_rowptr(const at::Tensor& rowptr, int64_t nnz, const char* op) {
-  const idx_t* rp = rowptr.data_ptr<idx_t>();
-  const int64_t n = rowptr.numel() - 1;
-  TORCH_CHECK(rp[0] == 0, op, ": rowptr[0] must be 0, got ", static_cast<int64_t>(rp[0]));
-  TORCH_CHECK(static_cast<int64_t>(rp[n]) == nnz, op, ": rowptr[-1] must equal col.numel() = ", nnz, ", got ",
-              static_cast<int64_t>(rp[n]));
-  for (int64_t r = 0; r < n; ++r) {
-    TORCH_CHECK(rp[r] <= rp[r + 1], op, ": rowptr must be non-decreasing, but rowptr[", r, "] = ",
-                static_cast<int64_t>(rp[r]), " > rowptr[", r + 1, "] = ", static_cast<int64_t>(rp[r + 1]));
-  }
-}
-
 at::Tensor edge_drop_mask_cpu(const at::Tensor& rowptr_in, const at::Tensor& col_in, double keep_prob,
                               int64_t num_views, int64_t seed, int64_t offset) {
   constexpr const char* op = "edge_drop_mask";
-  check_edge_drop_args(rowptr_in, col_in, keep_prob, num_views, op);
-  check_device_type(rowptr_in, c10::kCPU, op, "rowptr");
-  const auto rowptr = rowptr_in.contiguous();
-  const auto col = col_in.contiguous();
+  at::Tensor rowptr, col;
+  std::tie(rowptr, col) = edge_drop_inputs(rowptr_in, col_in, keep_prob, num_views, op, c10::DeviceType::CPU);
   const int64_t n = rowptr.numel() - 1, nnz = col.numel();
   auto value = at::empty({num_views, nnz}, col.options().dtype(at::kFloat));
-  AT_DISPATCH_INDEX_TYPES(rowptr.scalar_type(), "edge_drop_mask_cpu", [&] {
-    check_rowptr<index_t>(rowptr, nnz, op);
+  with_index_type(rowptr.scalar_type(), [&](auto tag) {
+    using index_t = decltype(tag);
     const index_t* rp = rowptr.data_ptr<index_t>();
     const index_t* cp = col.data_ptr<index_t>();
-    const auto bound = balanced_rows(rp, n, nnz);
-    auto keep = at::empty({num_views, nnz}, col.options().dtype(at::kByte));
-    auto deg = at::empty({num_views, n}, col.options().dtype(at::kInt));
-    draw_keep<index_t>(rp, cp, n, nnz, num_views, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
-                       static_cast<float>(keep_prob), keep.data_ptr<uint8_t>(), deg.data_ptr<int32_t>(), bound, op);
+    const Drawn d = draw<index_t>(rowptr, col, keep_prob, num_views, seed, offset, op);
     std::vector<double> dinv(static_cast<size_t>(num_views * n));
-    const int32_t* dg = deg.data_ptr<int32_t>();
+    const int32_t* dg = d.deg.data_ptr<int32_t>();
     for (int64_t i = 0; i < num_views * n; ++i) dinv[i] = inv_sqrt_degree(dg[i]);
-    const uint8_t* kp = keep.data_ptr<uint8_t>();
+    const uint8_t* kp = d.keep.data_ptr<uint8_t>();
     float* out = value.data_ptr<float>();
-    for_each_row_range(bound, [&](int64_t begin, int64_t end) {
+    for_each_row_range(d.bound, [&](int64_t begin, int64_t end) {
       for (int64_t v = 0; v < num_views; ++v) {
         const double* dv = dinv.data() + v * n;
         const uint8_t* kv = kp + v * nnz;
@@ -174,25 +157,19 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Ten
     const at::Tensor& rowptr_in, const at::Tensor& col_in, double keep_prob, int64_t num_views, int64_t seed,
     int64_t offset) {
   constexpr const char* op = "edge_drop_compact";
-  check_edge_drop_args(rowptr_in, col_in, keep_prob, num_views, op);
-  check_device_type(rowptr_in, c10::kCPU, op, "rowptr");
-  const auto rowptr = rowptr_in.contiguous();
-  const auto col = col_in.contiguous();
+  at::Tensor rowptr, col;
+  std::tie(rowptr, col) = edge_drop_inputs(rowptr_in, col_in, keep_prob, num_views, op, c10::DeviceType::CPU);
   const int64_t n = rowptr.numel() - 1, nnz = col.numel();
-  std::vector<at::Tensor> rowptrs, cols, values;
-  AT_DISPATCH_INDEX_TYPES(rowptr.scalar_type(), "edge_drop_compact_cpu", [&] {
-    check_rowptr<index_t>(rowptr, nnz, op);
+  std::vector<at::Tensor> rowptrs(num_views), cols(num_views), values(num_views);
+  with_index_type(rowptr.scalar_type(), [&](auto tag) {
+    using index_t = decltype(tag);
     const index_t* rp = rowptr.data_ptr<index_t>();
     const index_t* cp = col.data_ptr<index_t>();
-    const auto bound = balanced_rows(rp, n, nnz);
-    auto keep = at::empty({num_views, nnz}, col.options().dtype(at::kByte));
-    auto deg = at::empty({num_views, n}, col.options().dtype(at::kInt));
-    draw_keep<index_t>(rp, cp, n, nnz, num_views, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
-                       static_cast<float>(keep_prob), keep.data_ptr<uint8_t>(), deg.data_ptr<int32_t>(), bound, op);
+    const Drawn d = draw<index_t>(rowptr, col, keep_prob, num_views, seed, offset, op);
     std::vector<double> dv(static_cast<size_t>(n));
     for (int64_t v = 0; v < num_views; ++v) {
       // serial O(n): the view's rowptr (exclusive scan of kept degrees) and D^-1/2
-      const int32_t* dg = deg.data_ptr<int32_t>() + v * n;
+      const int32_t* dg = d.deg.data_ptr<int32_t>() + v * n;
       auto rp_out = at::empty({n + 1}, rowptr.options());
       index_t* ro = rp_out.data_ptr<index_t>();
       int64_t run = 0;
@@ -206,8 +183,8 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Ten
       auto val_out = at::empty({run}, col.options().dtype(at::kFloat));
       index_t* co = col_out.data_ptr<index_t>();
       float* vo = val_out.data_ptr<float>();
-      const uint8_t* kv = keep.data_ptr<uint8_t>() + v * nnz;
-      for_each_row_range(bound, [&](int64_t begin, int64_t end) {
+      const uint8_t* kv = d.keep.data_ptr<uint8_t>() + v * nnz;
+      for_each_row_range(d.bound, [&](int64_t begin, int64_t end) {
         for (int64_t r = begin; r < end; ++r) {
           int64_t pos = ro[r];
           const double dr = dv[r];
@@ -219,21 +196,20 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Ten
           }
         }
       });
-      rowptrs.push_back(rp_out);
-      cols.push_back(col_out);
-      values.push_back(val_out);
+      std::tie(rowptrs[v], cols[v], values[v]) = std::make_tuple(rp_out, col_out, val_out);
     }
   });
   return {rowptrs, cols, values};
 }
 
 }  // namespace
+}  // namespace contrastive
 }  // namespace llmhni
 
 LLMHNI_REGISTER_KERNEL("edge_drop_mask", "cpu");
 LLMHNI_REGISTER_KERNEL("edge_drop_compact", "cpu");
 
 TORCH_LIBRARY_IMPL(llmhni, CPU, m) {
-  m.impl("edge_drop_mask", &llmhni::edge_drop_mask_cpu);
-  m.impl("edge_drop_compact", &llmhni::edge_drop_compact_cpu);
+  m.impl("edge_drop_mask", &llmhni::contrastive::edge_drop_mask_cpu);
+  m.impl("edge_drop_compact", &llmhni::contrastive::edge_drop_compact_cpu);
 }

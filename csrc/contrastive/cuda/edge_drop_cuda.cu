@@ -12,11 +12,13 @@
 #include <tuple>
 #include <vector>
 
+#include "common/dispatch.h"
 #include "common/philox.h"
 #include "common/registry.h"
 #include "contrastive/contrastive_checks.h"
 
 namespace llmhni {
+namespace contrastive {
 namespace {
 
 constexpr int kWarpsPerBlock = 8;
@@ -113,18 +115,6 @@ __global__ void compact_view_kernel(const idx_t* __restrict__ rp, const idx_t* _
 
 // Content checks (rowptr starts at 0, ends at nnz, never decreases; columns in range)
 // with one device-to-host copy of two flags.
-void validate_cuda(const at::Tensor& rowptr, const at::Tensor& col, const char* op) {
-  const int64_t n = rowptr.numel() - 1, nnz = col.numel();
-  auto rp = rowptr.to(at::kLong);
-  auto bad_rowptr = rp.select(0, 0).ne(0).logical_or(rp.select(0, n).ne(nnz));
-  if (n > 0) bad_rowptr = bad_rowptr.logical_or(rp.diff().lt(0).any());
-  auto bad_col = nnz > 0 ? col.lt(0).any().logical_or(col.ge(n).any()) : at::zeros({}, rowptr.options().dtype(at::kBool));
-  auto flags = at::stack({bad_rowptr, bad_col}).cpu();
-  const bool* f = flags.data_ptr<bool>();
-  TORCH_CHECK(!f[0], op, ": rowptr must start at 0, be non-decreasing and end at col.numel() = ", nnz);
-  TORCH_CHECK(!f[1], op, ": col has values out of range for a square graph of ", n, " nodes");
-}
-
 struct Drawn {
   at::Tensor keep, deg, dinv;
 };
@@ -153,16 +143,14 @@ Drawn draw(const at::Tensor& rowptr, const at::Tensor& col, double keep_prob, in
 at::Tensor edge_drop_mask_cuda(const at::Tensor& rowptr_in, const at::Tensor& col_in, double keep_prob,
                                int64_t num_views, int64_t seed, int64_t offset) {
   constexpr const char* op = "edge_drop_mask";
-  check_edge_drop_args(rowptr_in, col_in, keep_prob, num_views, op);
-  check_device_type(rowptr_in, c10::kCUDA, op, "rowptr");
   const c10::cuda::CUDAGuard guard(rowptr_in.device());
-  const auto rowptr = rowptr_in.contiguous();
-  const auto col = col_in.contiguous();
-  validate_cuda(rowptr, col, op);
+  at::Tensor rowptr, col;
+  std::tie(rowptr, col) = edge_drop_inputs(rowptr_in, col_in, keep_prob, num_views, op, c10::DeviceType::CUDA);
   const int64_t n = rowptr.numel() - 1, nnz = col.numel();
   auto value = at::empty({num_views, nnz}, col.options().dtype(at::kFloat));
   if (n == 0 || nnz == 0) return value;
-  AT_DISPATCH_INDEX_TYPES(rowptr.scalar_type(), "edge_drop_mask_cuda", [&] {
+  with_index_type(rowptr.scalar_type(), [&](auto tag) {
+    using index_t = decltype(tag);
     const Drawn d = draw<index_t>(rowptr, col, keep_prob, num_views, seed, offset);
     mask_values_kernel<index_t><<<row_blocks(n), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
         rowptr.data_ptr<index_t>(), col.data_ptr<index_t>(), n, nnz, num_views, d.keep.data_ptr<uint8_t>(),
@@ -176,15 +164,13 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Ten
     const at::Tensor& rowptr_in, const at::Tensor& col_in, double keep_prob, int64_t num_views, int64_t seed,
     int64_t offset) {
   constexpr const char* op = "edge_drop_compact";
-  check_edge_drop_args(rowptr_in, col_in, keep_prob, num_views, op);
-  check_device_type(rowptr_in, c10::kCUDA, op, "rowptr");
   const c10::cuda::CUDAGuard guard(rowptr_in.device());
-  const auto rowptr = rowptr_in.contiguous();
-  const auto col = col_in.contiguous();
-  validate_cuda(rowptr, col, op);
+  at::Tensor rowptr, col;
+  std::tie(rowptr, col) = edge_drop_inputs(rowptr_in, col_in, keep_prob, num_views, op, c10::DeviceType::CUDA);
   const int64_t n = rowptr.numel() - 1, nnz = col.numel();
-  std::vector<at::Tensor> rowptrs, cols, values;
-  AT_DISPATCH_INDEX_TYPES(rowptr.scalar_type(), "edge_drop_compact_cuda", [&] {
+  std::vector<at::Tensor> rowptrs(num_views), cols(num_views), values(num_views);
+  with_index_type(rowptr.scalar_type(), [&](auto tag) {
+    using index_t = decltype(tag);
     const Drawn d = draw<index_t>(rowptr, col, keep_prob, num_views, seed, offset);
     // rowptr of every view: [views, n + 1] int64, exclusive scan of the kept degrees.
     auto rp_all = at::zeros({num_views, n + 1}, col.options().dtype(at::kLong));
@@ -203,21 +189,22 @@ std::tuple<std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Ten
             val_out.data_ptr<float>());
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       }
-      rowptrs.push_back(rp_v.to(rowptr.scalar_type()).contiguous());
-      cols.push_back(col_out);
-      values.push_back(val_out);
+      rowptrs[v] = rp_v.to(rowptr.scalar_type()).contiguous();
+      cols[v] = col_out;
+      values[v] = val_out;
     }
   });
   return {rowptrs, cols, values};
 }
 
 }  // namespace
+}  // namespace contrastive
 }  // namespace llmhni
 
 LLMHNI_REGISTER_KERNEL("edge_drop_mask", "cuda");
 LLMHNI_REGISTER_KERNEL("edge_drop_compact", "cuda");
 
 TORCH_LIBRARY_IMPL(llmhni, CUDA, m) {
-  m.impl("edge_drop_mask", &llmhni::edge_drop_mask_cuda);
-  m.impl("edge_drop_compact", &llmhni::edge_drop_compact_cuda);
+  m.impl("edge_drop_mask", &llmhni::contrastive::edge_drop_mask_cuda);
+  m.impl("edge_drop_compact", &llmhni::contrastive::edge_drop_compact_cuda);
 }

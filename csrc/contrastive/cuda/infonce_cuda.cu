@@ -11,13 +11,13 @@
 #include "contrastive/infonce_impl.h"
 
 namespace llmhni {
+namespace contrastive {
 namespace {
 
 constexpr int64_t kCudaTileElems = int64_t(1) << 22;
 
 std::tuple<at::Tensor, at::Tensor> infonce_cuda(const at::Tensor& a, const at::Tensor& b, double temperature) {
-  check_infonce_args(a, b, temperature, "infonce");
-  check_device_type(a, c10::kCUDA, "infonce", "a");
+  check_infonce_args(a, b, temperature, "infonce", c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(a.device());
   return infonce_forward_impl(a, b, temperature, kCudaTileElems, /*parallel_blocks=*/false);
 }
@@ -25,19 +25,19 @@ std::tuple<at::Tensor, at::Tensor> infonce_cuda(const at::Tensor& a, const at::T
 std::tuple<at::Tensor, at::Tensor> infonce_backward_cuda(const at::Tensor& grad_loss, const at::Tensor& a,
                                                          const at::Tensor& b, const at::Tensor& lse,
                                                          double temperature) {
-  check_infonce_backward_args(grad_loss, a, b, lse, temperature, "infonce_backward");
-  check_device_type(a, c10::kCUDA, "infonce_backward", "a");
+  check_infonce_backward_args(grad_loss, a, b, lse, temperature, "infonce_backward", c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(a.device());
   return infonce_backward_impl(grad_loss, a, b, lse, temperature, kCudaTileElems, /*parallel_blocks=*/false);
 }
 
 }  // namespace
+}  // namespace contrastive
 }  // namespace llmhni
 
 LLMHNI_REGISTER_KERNEL("infonce", "cuda");
 LLMHNI_REGISTER_KERNEL("infonce_backward", "cuda");
 
 TORCH_LIBRARY_IMPL(llmhni, CUDA, m) {
-  m.impl("infonce", &llmhni::infonce_cuda);
-  m.impl("infonce_backward", &llmhni::infonce_backward_cuda);
+  m.impl("infonce", &llmhni::contrastive::infonce_cuda);
+  m.impl("infonce_backward", &llmhni::contrastive::infonce_backward_cuda);
 }

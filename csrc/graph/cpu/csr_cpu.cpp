@@ -10,6 +10,7 @@
 #include <cmath>
 #include <vector>
 
+#include "common/dispatch.h"
 #include "common/registry.h"
 #include "graph/graph_checks.h"
 
@@ -58,26 +59,19 @@ std::pair<at::Tensor, at::Tensor> build_csr(const RI* row, const CI* col, int64_
   return {rowptr, out_col.narrow(0, 0, total).clone()};
 }
 
-template <typename F>
-void dispatch_index(at::ScalarType t, const F& f) {
-  if (t == at::kInt) f(int32_t{});
-  else f(int64_t{});
-}
-
 std::tuple<at::Tensor, at::Tensor> csr_from_coo_cpu(const at::Tensor& row, const at::Tensor& col,
                                                     int64_t n_rows, int64_t n_cols) {
   constexpr const char* op = "csr_from_coo";
-  check_coo(op, row, col, n_rows, n_cols, "row", "col");
-  check_device_type(row, c10::DeviceType::CPU, op, "row");
+  check_coo_args(op, row, col, n_rows, n_cols, "row", "col", c10::DeviceType::CPU);
   const auto it = index_dtype(n_rows, n_cols, row.numel());
   auto r = row.contiguous();
   auto c = col.contiguous();
   std::pair<at::Tensor, at::Tensor> res;
-  dispatch_index(it, [&](auto i_tag) {
+  with_index_type(it, [&](auto i_tag) {
     using I = decltype(i_tag);
-    dispatch_index(r.scalar_type(), [&](auto r_tag) {
+    with_index_type(r.scalar_type(), [&](auto r_tag) {
       using RI = decltype(r_tag);
-      dispatch_index(c.scalar_type(), [&](auto c_tag) {
+      with_index_type(c.scalar_type(), [&](auto c_tag) {
         using CI = decltype(c_tag);
         res = build_csr<I>(r.data_ptr<RI>(), c.data_ptr<CI>(), r.numel(), n_rows, n_cols,
                            r.options().dtype(it));
@@ -91,21 +85,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bipartite_norm_adj_cpu(const at::
                                                                       const at::Tensor& items,
                                                                       int64_t n_users, int64_t n_items) {
   constexpr const char* op = "bipartite_norm_adj";
-  check_coo(op, users, items, n_users, n_items, "users", "items");
-  check_device_type(users, c10::DeviceType::CPU, op, "users");
+  check_coo_args(op, users, items, n_users, n_items, "users", "items", c10::DeviceType::CPU);
   const int64_t n = n_users + n_items;
   const auto it = index_dtype(n, n, 2 * users.numel());
   auto u = users.contiguous();
   auto i = items.contiguous();
   at::Tensor rowptr, colA, value;
-  dispatch_index(it, [&](auto i_tag) {
+  with_index_type(it, [&](auto i_tag) {
     using I = decltype(i_tag);
     const auto opt = u.options().dtype(it);
     // R: users -> items (node ids of items already shifted by n_users).
     std::pair<at::Tensor, at::Tensor> R;
-    dispatch_index(u.scalar_type(), [&](auto r_tag) {
+    with_index_type(u.scalar_type(), [&](auto r_tag) {
       using RI = decltype(r_tag);
-      dispatch_index(i.scalar_type(), [&](auto c_tag) {
+      with_index_type(i.scalar_type(), [&](auto c_tag) {
         using CI = decltype(c_tag);
         R = build_csr<I>(u.data_ptr<RI>(), i.data_ptr<CI>(), u.numel(), n_users, n_items, opt, n_users);
       });
@@ -145,16 +138,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bipartite_norm_adj_cpu(const at::
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_transpose_cpu(const at::Tensor& rowptr,
                                                                  const at::Tensor& col, int64_t n_cols) {
-  constexpr const char* op = "csr_transpose";
-  check_csr_tensors(op, rowptr, col);
-  check_device_type(col, c10::DeviceType::CPU, op, "col");
-  TORCH_CHECK(n_cols >= 0, op, ": n_cols must be non-negative, got ", n_cols);
-  check_csr_structure(op, rowptr, col, n_cols);
+  check_csr_transpose_args(rowptr, col, n_cols, c10::DeviceType::CPU);
   const int64_t n_rows = rowptr.numel() - 1, nnz = col.numel();
   at::Tensor trp = at::zeros({n_cols + 1}, col.options());
   at::Tensor tcol = at::empty({nnz}, col.options());
   at::Tensor perm = at::empty({nnz}, col.options());
-  dispatch_index(col.scalar_type(), [&](auto tag) {
+  with_index_type(col.scalar_type(), [&](auto tag) {
     using I = decltype(tag);
     const I* rp = rowptr.data_ptr<I>();
     const I* c = col.data_ptr<I>();

@@ -1,4 +1,5 @@
-// CPU kernels of spmm, csr_sddmm and the fused LightGCN propagation.
+// CPU kernels of spmm, csr_sddmm and the fused LightGCN propagation, and their launch
+// (the policy Cpu); the host code shared with CUDA is graph/spmm_host.h.
 //
 // Work is split into chunks of equal cost (stored entries + rows), not of equal row
 // count, so a few long rows do not leave a thread idle; every row is computed by one
@@ -15,8 +16,9 @@
 #include <atomic>
 #include <vector>
 
+#include "common/balanced_rows.h"
 #include "common/registry.h"
-#include "graph/graph_checks.h"
+#include "graph/spmm_host.h"
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
 #define LLMHNI_X86_MULTIVERSION 1
@@ -51,26 +53,6 @@ Isa cpu_isa() {
 #else
   return Isa::kBase;
 #endif
-}
-
-// Row boundaries of `chunks` pieces of about equal cost, cost(row) = nnz(row) + 1.
-template <typename I>
-std::vector<int64_t> balanced_rows(const I* rp, int64_t n_rows, int64_t chunks) {
-  std::vector<int64_t> b(chunks + 1);
-  const int64_t total = static_cast<int64_t>(rp[n_rows]) + n_rows;
-  b[0] = 0;
-  for (int64_t t = 1; t < chunks; ++t) {
-    const int64_t target = total * t / chunks;
-    int64_t lo = b[t - 1], hi = n_rows;  // first r with rp[r] + r >= target
-    while (lo < hi) {
-      const int64_t mid = (lo + hi) / 2;
-      if (static_cast<int64_t>(rp[mid]) + mid < target) lo = mid + 1;
-      else hi = mid;
-    }
-    b[t] = lo;
-  }
-  b[chunks] = n_rows;
-  return b;
 }
 
 int64_t chunk_count(int64_t work) {
@@ -198,164 +180,58 @@ bool spmm_parallel(const I* rp, const I* col, const A* val, const T* x, int64_t 
   return !bad.load();
 }
 
-template <typename F>
-void dispatch_index(at::ScalarType t, const F& f) {
-  if (t == at::kInt) f(int32_t{});
-  else f(int64_t{});
-}
-
-at::ScalarType acc_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
-
-// The columns of a CSR lie in [0, n_cols) (for calls whose kernel reads none of them).
-bool col_range_ok(const at::Tensor& rowptr, const at::Tensor& col, int64_t n_cols) {
-  bool ok = true;
-  dispatch_index(col.scalar_type(), [&](auto tag) {
-    using I = decltype(tag);
-    const I* c = col.data_ptr<I>();
-    for (int64_t e = 0; e < col.numel(); ++e)
-      if (static_cast<uint64_t>(static_cast<int64_t>(c[e])) >= static_cast<uint64_t>(n_cols)) ok = false;
-  });
-  (void)rowptr;
-  return ok;
-}
-
-at::Tensor spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const std::optional<at::Tensor>& value,
-                    const at::Tensor& x, const std::optional<at::Tensor>& t_rowptr,
-                    const std::optional<at::Tensor>& t_col, const std::optional<at::Tensor>& t_perm) {
-  constexpr const char* op = "spmm";
-  check_csr_tensors(op, rowptr, col);
-  check_device_type(col, c10::DeviceType::CPU, op, "col");
-  check_value(op, col, value);
-  check_dense(op, col, x, "x");
-  check_transpose_args(op, col, t_rowptr, t_col, t_perm);
-  check_csr_structure(op, rowptr, col, x.size(0), /*cols_in_kernel=*/true);
-  const int64_t n_rows = rowptr.numel() - 1, d = x.size(1);
-  const auto at_ = acc_type(x.scalar_type());
-  auto xc = x.contiguous();
-  at::Tensor v = value.has_value() ? value->to(at_).contiguous() : at::Tensor();
-  auto out = at::empty({n_rows, d}, x.options());
-  bool ok = true;
-  dispatch_index(col.scalar_type(), [&](auto tag) {
-    using I = decltype(tag);
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "spmm_cpu", [&] {
-      using T = scalar_t;
-      using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
-      ok = spmm_parallel<true, I, T, A, T>(rowptr.data_ptr<I>(), col.data_ptr<I>(), v.defined() ? v.data_ptr<A>() : nullptr,
-                                     xc.data_ptr<T>(), x.size(0), n_rows, d, nullptr, A(0), out.data_ptr<T>());
-    });
-  });
-  if (!ok) report_bad_columns(op, rowptr, col, x.size(0));
-  return out;
-}
-
-at::Tensor csr_sddmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& a,
-                         const at::Tensor& b) {
-  constexpr const char* op = "csr_sddmm";
-  check_csr_tensors(op, rowptr, col);
-  check_device_type(col, c10::DeviceType::CPU, op, "col");
-  check_dense(op, col, a, "a");
-  check_dense(op, col, b, "b");
-  TORCH_CHECK(a.scalar_type() == b.scalar_type(), op, ": a (", a.scalar_type(), ") and b (", b.scalar_type(),
-              ") must have one dtype");
-  TORCH_CHECK(a.size(0) == rowptr.numel() - 1, op, ": a must have n_rows = ", rowptr.numel() - 1,
-              " rows, got ", a.size(0));
-  TORCH_CHECK(a.size(1) == b.size(1), op, ": a and b must have the same width, got ", a.size(1), " and ",
-              b.size(1));
-  check_csr_structure(op, rowptr, col, b.size(0), /*cols_in_kernel=*/true);
-  const int64_t n_rows = rowptr.numel() - 1, d = a.size(1), n_b = b.size(0);
+// csr_sddmm on the CPU: out[e] = <a[row e], b[col e]>, rows in balanced chunks; an entry
+// whose column lies outside [0, n_b) is skipped and reported (returns false).
+template <typename I, typename T, typename A>
+bool sddmm_parallel(const I* rp, const I* c, const T* ap, const T* bp, int64_t n_rows, int64_t n_b, int64_t nnz,
+                    int64_t d, A* o) {
   std::atomic<bool> bad{false};
-  auto ac = a.contiguous();
-  auto bc = b.contiguous();
-  auto out = at::empty({col.numel()}, a.options().dtype(acc_type(a.scalar_type())));
-  dispatch_index(col.scalar_type(), [&](auto tag) {
-    using I = decltype(tag);
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.scalar_type(), "csr_sddmm_cpu", [&] {
-      using T = scalar_t;
-      using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
-      const I* rp = rowptr.data_ptr<I>();
-      const I* c = col.data_ptr<I>();
-      const T* ap = ac.data_ptr<T>();
-      const T* bp = bc.data_ptr<T>();
-      A* o = out.data_ptr<A>();
-      if (n_rows == 0) return;
-      if (d == 0) {  // every entry is 0, but the columns still have to be valid
-        for (int64_t e = 0; e < static_cast<int64_t>(rp[n_rows]); ++e) {
-          if (static_cast<uint64_t>(static_cast<int64_t>(c[e])) >= static_cast<uint64_t>(n_b)) bad.store(true);
-          o[e] = A(0);
-        }
-        return;
-      }
-      const auto chunks = balanced_rows(rp, n_rows, chunk_count((static_cast<int64_t>(rp[n_rows]) + n_rows) * d));
-      at::parallel_for(0, static_cast<int64_t>(chunks.size()) - 1, 1, [&](int64_t cb, int64_t ce) {
-        for (int64_t t = cb; t < ce; ++t)
-          for (int64_t r = chunks[t]; r < chunks[t + 1]; ++r) {
-            const T* ar = ap + r * d;
-            for (int64_t e = rp[r]; e < rp[r + 1]; ++e) {
-              const int64_t ce = static_cast<int64_t>(c[e]);
-              if (static_cast<uint64_t>(ce) >= static_cast<uint64_t>(n_b)) {
-                bad.store(true, std::memory_order_relaxed);
-                continue;
-              }
-              const T* br = bp + ce * d;
-              A s = 0;
-              for (int64_t k = 0; k < d; ++k) s += static_cast<A>(ar[k]) * static_cast<A>(br[k]);
-              o[e] = s;
-            }
+  if (d == 0) {  // every entry is 0, but the columns still have to be valid
+    for (int64_t e = 0; e < nnz; ++e) {
+      if (static_cast<uint64_t>(static_cast<int64_t>(c[e])) >= static_cast<uint64_t>(n_b)) bad.store(true);
+      o[e] = A(0);
+    }
+    return !bad.load();
+  }
+  const auto chunks = balanced_rows(rp, n_rows, chunk_count((nnz + n_rows) * d));
+  at::parallel_for(0, static_cast<int64_t>(chunks.size()) - 1, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t t = cb; t < ce; ++t)
+      for (int64_t r = chunks[t]; r < chunks[t + 1]; ++r) {
+        const T* ar = ap + r * d;
+        for (int64_t e = rp[r]; e < rp[r + 1]; ++e) {
+          const int64_t ci = static_cast<int64_t>(c[e]);
+          if (static_cast<uint64_t>(ci) >= static_cast<uint64_t>(n_b)) {
+            bad.store(true, std::memory_order_relaxed);
+            continue;
           }
-      });
-    });
+          const T* br = bp + ci * d;
+          A s = 0;
+          for (int64_t k = 0; k < d; ++k) s += static_cast<A>(ar[k]) * static_cast<A>(br[k]);
+          o[e] = s;
+        }
+      }
   });
-  if (bad.load()) report_bad_columns(op, rowptr, col, n_b);
-  return out;
+  return !bad.load();
 }
 
-at::Tensor lightgcn_propagate_cpu(const at::Tensor& rowptr, const at::Tensor& col,
-                                  const std::optional<at::Tensor>& value, const at::Tensor& x0,
-                                  at::ArrayRef<double> weights, const std::optional<at::Tensor>& t_rowptr,
-                                  const std::optional<at::Tensor>& t_col, const std::optional<at::Tensor>& t_perm) {
-  constexpr const char* op = "lightgcn_propagate";
-  check_csr_tensors(op, rowptr, col);
-  check_device_type(col, c10::DeviceType::CPU, op, "col");
-  check_value(op, col, value);
-  check_dense(op, col, x0, "x0");
-  check_transpose_args(op, col, t_rowptr, t_col, t_perm);
-  TORCH_CHECK(weights.size() >= 1, op, ": weights must have at least one entry (w_0 for layer 0)");
-  const int64_t n_rows = rowptr.numel() - 1, d = x0.size(1);
-  TORCH_CHECK(x0.size(0) == n_rows, op, ": A must be square with one row per node of x0: A has ", n_rows,
-              " rows, x0 has ", x0.size(0));
-  check_csr_structure(op, rowptr, col, n_rows, /*cols_in_kernel=*/true);
-  const auto at_ = acc_type(x0.scalar_type());
-  auto x = x0.to(at_).contiguous();
-  at::Tensor v = value.has_value() ? value->to(at_).contiguous() : at::Tensor();
-  const int64_t K = static_cast<int64_t>(weights.size()) - 1;
-  at::Tensor h = x * weights[K];
-  if (K == 0) {
-    if (col.numel() && !col_range_ok(rowptr, col, n_rows)) report_bad_columns(op, rowptr, col, n_rows);
-    return h.to(x0.scalar_type());
+// The CPU policy of graph/spmm_host.h.
+struct Cpu {
+  static constexpr c10::DeviceType kType = c10::DeviceType::CPU;
+  struct Guard {
+    explicit Guard(const at::Tensor&) {}
+  };
+  template <bool kCheck, typename I, typename T, typename A, typename O>
+  static bool spmm(const I* rp, const I* col, const A* val, const T* x, int64_t n_x, int64_t n_rows, int64_t nnz,
+                   int64_t d, const A* y, A beta, O* out, const at::TensorOptions&) {
+    (void)nnz;
+    return spmm_parallel<kCheck>(rp, col, val, x, n_x, n_rows, d, y, beta, out);
   }
-  at::Tensor h2 = at::empty_like(x);
-  bool ok = true;
-  dispatch_index(col.scalar_type(), [&](auto tag) {
-    using I = decltype(tag);
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lightgcn_propagate_cpu", [&] {
-      using A = scalar_t;
-      for (int64_t k = K - 1; k >= 0 && ok; --k) {  // h <- w_k x0 + A h; columns checked in the first pass
-        const I* rp = rowptr.data_ptr<I>();
-        const I* cp = col.data_ptr<I>();
-        const A* vp = v.defined() ? v.data_ptr<A>() : nullptr;
-        const A w = static_cast<A>(weights[k]);
-        ok = k == K - 1
-                 ? spmm_parallel<true, I, A, A, A>(rp, cp, vp, h.data_ptr<A>(), n_rows, n_rows, d, x.data_ptr<A>(), w,
-                                                   h2.data_ptr<A>())
-                 : spmm_parallel<false, I, A, A, A>(rp, cp, vp, h.data_ptr<A>(), n_rows, n_rows, d, x.data_ptr<A>(),
-                                                    w, h2.data_ptr<A>());
-        std::swap(h, h2);
-      }
-    });
-  });
-  if (!ok) report_bad_columns(op, rowptr, col, n_rows);
-  return h.scalar_type() == x0.scalar_type() ? h : h.to(x0.scalar_type());
-}
+  template <typename I, typename T, typename A>
+  static bool sddmm(const I* rp, const I* col, const T* a, const T* b, int64_t n_rows, int64_t n_b, int64_t nnz,
+                    int64_t d, A* out) {
+    return sddmm_parallel(rp, col, a, b, n_rows, n_b, nnz, d, out);
+  }
+};
 
 }  // namespace
 }  // namespace graph
@@ -366,7 +242,7 @@ LLMHNI_REGISTER_KERNEL("csr_sddmm", "cpu");
 LLMHNI_REGISTER_KERNEL("lightgcn_propagate", "cpu");
 
 TORCH_LIBRARY_IMPL(llmhni, CPU, m) {
-  m.impl("spmm", &llmhni::graph::spmm_cpu);
-  m.impl("csr_sddmm", &llmhni::graph::csr_sddmm_cpu);
-  m.impl("lightgcn_propagate", &llmhni::graph::lightgcn_propagate_cpu);
+  m.impl("spmm", &llmhni::graph::spmm_host<llmhni::graph::Cpu>);
+  m.impl("csr_sddmm", &llmhni::graph::csr_sddmm_host<llmhni::graph::Cpu>);
+  m.impl("lightgcn_propagate", &llmhni::graph::lightgcn_propagate_host<llmhni::graph::Cpu>);
 }

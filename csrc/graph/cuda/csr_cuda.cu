@@ -6,6 +6,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include "common/dispatch.h"
 #include "common/registry.h"
 #include "graph/graph_checks.h"
 
@@ -28,8 +29,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_from_keys(const at::Tensor& k
 std::tuple<at::Tensor, at::Tensor> csr_from_coo_cuda(const at::Tensor& row, const at::Tensor& col,
                                                      int64_t n_rows, int64_t n_cols) {
   constexpr const char* op = "csr_from_coo";
-  check_coo(op, row, col, n_rows, n_cols, "row", "col");
-  check_device_type(row, c10::DeviceType::CUDA, op, "row");
+  check_coo_args(op, row, col, n_rows, n_cols, "row", "col", c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(row.device());
   const auto it = index_dtype(n_rows, n_cols, row.numel());
   auto keys = row.to(at::kLong) * std::max<int64_t>(n_cols, 1) + col.to(at::kLong);
@@ -41,8 +41,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bipartite_norm_adj_cuda(const at:
                                                                        const at::Tensor& items,
                                                                        int64_t n_users, int64_t n_items) {
   constexpr const char* op = "bipartite_norm_adj";
-  check_coo(op, users, items, n_users, n_items, "users", "items");
-  check_device_type(users, c10::DeviceType::CUDA, op, "users");
+  check_coo_args(op, users, items, n_users, n_items, "users", "items", c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(users.device());
   const int64_t n = n_users + n_items;
   const auto it = index_dtype(n, n, 2 * users.numel());
@@ -60,11 +59,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bipartite_norm_adj_cuda(const at:
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_transpose_cuda(const at::Tensor& rowptr,
                                                                   const at::Tensor& col, int64_t n_cols) {
-  constexpr const char* op = "csr_transpose";
-  check_csr_tensors(op, rowptr, col);
-  check_device_type(col, c10::DeviceType::CUDA, op, "col");
-  TORCH_CHECK(n_cols >= 0, op, ": n_cols must be non-negative, got ", n_cols);
-  check_csr_structure(op, rowptr, col, n_cols);
+  check_csr_transpose_args(rowptr, col, n_cols, c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(col.device());
   const int64_t n_rows = rowptr.numel() - 1;
   auto counts = (rowptr.narrow(0, 1, n_rows) - rowptr.narrow(0, 0, n_rows)).to(at::kLong);

@@ -1,4 +1,5 @@
-// CUDA kernels of spmm, csr_sddmm and the fused LightGCN propagation.
+// CUDA kernels of spmm, csr_sddmm and the fused LightGCN propagation, and their launch
+// (the policy Cuda); the host code shared with the CPU is graph/spmm_host.h.
 //
 // Load balance decides this op: realistic graphs have rows from 1 to thousands of
 // entries, heavy ones hub rows of 10^4 and more. So work is split by stored entries,
@@ -20,7 +21,7 @@
 #include <torch/library.h>
 
 #include "common/registry.h"
-#include "graph/graph_checks.h"
+#include "graph/spmm_host.h"
 
 namespace llmhni {
 namespace graph {
@@ -28,15 +29,6 @@ namespace {
 
 constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = 8;
-
-template <typename T>
-struct Acc {
-  using type = float;
-};
-template <>
-struct Acc<double> {
-  using type = double;
-};
 
 template <int VEC, typename T, typename A>
 __device__ __forceinline__ void load_vec(const T* __restrict__ p, int64_t c, int64_t d, bool vec_ok, A (&v)[VEC]) {
@@ -239,114 +231,32 @@ __global__ void sddmm_kernel(const I* __restrict__ rowptr, const I* __restrict__
   }
 }
 
-template <typename F>
-void dispatch_index(at::ScalarType t, const F& f) {
-  if (t == at::kInt) f(int32_t{});
-  else f(int64_t{});
-}
-
-at::ScalarType acc_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
-
-at::Tensor spmm_cuda(const at::Tensor& rowptr, const at::Tensor& col, const std::optional<at::Tensor>& value,
-                     const at::Tensor& x, const std::optional<at::Tensor>& t_rowptr,
-                     const std::optional<at::Tensor>& t_col, const std::optional<at::Tensor>& t_perm) {
-  constexpr const char* op = "spmm";
-  check_csr_tensors(op, rowptr, col);
-  check_device_type(col, c10::DeviceType::CUDA, op, "col");
-  check_value(op, col, value);
-  check_dense(op, col, x, "x");
-  check_transpose_args(op, col, t_rowptr, t_col, t_perm);
-  check_csr_structure(op, rowptr, col, x.size(0));
-  const c10::cuda::CUDAGuard guard(x.device());
-  const int64_t n_rows = rowptr.numel() - 1, d = x.size(1), nnz = col.numel();
-  const auto at_ = acc_type(x.scalar_type());
-  auto xc = x.contiguous();
-  at::Tensor v = value.has_value() ? value->to(at_).contiguous() : at::Tensor();
-  auto out = at::empty({n_rows, d}, x.options());
-  dispatch_index(col.scalar_type(), [&](auto tag) {
-    using I = decltype(tag);
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "spmm_cuda", [&] {
-      using T = scalar_t;
-      using A = typename Acc<T>::type;
-      spmm_launch<I, T, A, T>(rowptr.data_ptr<I>(), col.data_ptr<I>(), v.defined() ? v.data_ptr<A>() : nullptr,
-                              xc.data_ptr<T>(), n_rows, nnz, d, nullptr, A(0), out.data_ptr<T>(),
-                              x.options().dtype(at_));
-    });
-  });
-  return out;
-}
-
-at::Tensor csr_sddmm_cuda(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& a, const at::Tensor& b) {
-  constexpr const char* op = "csr_sddmm";
-  check_csr_tensors(op, rowptr, col);
-  check_device_type(col, c10::DeviceType::CUDA, op, "col");
-  check_dense(op, col, a, "a");
-  check_dense(op, col, b, "b");
-  TORCH_CHECK(a.scalar_type() == b.scalar_type(), op, ": a (", a.scalar_type(), ") and b (", b.scalar_type(),
-              ") must have one dtype");
-  TORCH_CHECK(a.size(0) == rowptr.numel() - 1, op, ": a must have n_rows = ", rowptr.numel() - 1, " rows, got ",
-              a.size(0));
-  TORCH_CHECK(a.size(1) == b.size(1), op, ": a and b must have the same width, got ", a.size(1), " and ",
-              b.size(1));
-  check_csr_structure(op, rowptr, col, b.size(0));
-  const c10::cuda::CUDAGuard guard(a.device());
-  const int64_t n_rows = rowptr.numel() - 1, d = a.size(1), nnz = col.numel();
-  auto ac = a.contiguous();
-  auto bc = b.contiguous();
-  auto out = at::empty({nnz}, a.options().dtype(acc_type(a.scalar_type())));
-  if (nnz == 0) return out;
-  dispatch_index(col.scalar_type(), [&](auto tag) {
-    using I = decltype(tag);
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.scalar_type(), "csr_sddmm_cuda", [&] {
-      using T = scalar_t;
-      using A = typename Acc<T>::type;
-      const int64_t blocks = std::min<int64_t>((nnz + kWarpsPerBlock - 1) / kWarpsPerBlock, 65535 * 8);
-      sddmm_kernel<I, T, A><<<blocks, kWarp * kWarpsPerBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
-          rowptr.data_ptr<I>(), col.data_ptr<I>(), ac.data_ptr<T>(), bc.data_ptr<T>(), n_rows, nnz, d,
-          out.data_ptr<A>());
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    });
-  });
-  return out;
-}
-
-at::Tensor lightgcn_propagate_cuda(const at::Tensor& rowptr, const at::Tensor& col,
-                                   const std::optional<at::Tensor>& value, const at::Tensor& x0,
-                                   at::ArrayRef<double> weights, const std::optional<at::Tensor>& t_rowptr,
-                                   const std::optional<at::Tensor>& t_col, const std::optional<at::Tensor>& t_perm) {
-  constexpr const char* op = "lightgcn_propagate";
-  check_csr_tensors(op, rowptr, col);
-  check_device_type(col, c10::DeviceType::CUDA, op, "col");
-  check_value(op, col, value);
-  check_dense(op, col, x0, "x0");
-  check_transpose_args(op, col, t_rowptr, t_col, t_perm);
-  TORCH_CHECK(weights.size() >= 1, op, ": weights must have at least one entry (w_0 for layer 0)");
-  const int64_t n_rows = rowptr.numel() - 1, d = x0.size(1), nnz = col.numel();
-  TORCH_CHECK(x0.size(0) == n_rows, op, ": A must be square with one row per node of x0: A has ", n_rows,
-              " rows, x0 has ", x0.size(0));
-  check_csr_structure(op, rowptr, col, n_rows);
-  const c10::cuda::CUDAGuard guard(x0.device());
-  const auto at_ = acc_type(x0.scalar_type());
-  auto x = x0.to(at_).contiguous();
-  at::Tensor v = value.has_value() ? value->to(at_).contiguous() : at::Tensor();
-  const int64_t K = static_cast<int64_t>(weights.size()) - 1;
-  at::Tensor h = x * weights[K];
-  if (K == 0) return h.to(x0.scalar_type());
-  at::Tensor h2 = at::empty_like(x);
-  dispatch_index(col.scalar_type(), [&](auto tag) {
-    using I = decltype(tag);
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lightgcn_propagate_cuda", [&] {
-      using A = scalar_t;
-      for (int64_t k = K - 1; k >= 0; --k) {  // h <- w_k x0 + A h
-        spmm_launch<I, A, A, A>(rowptr.data_ptr<I>(), col.data_ptr<I>(), v.defined() ? v.data_ptr<A>() : nullptr,
-                                h.data_ptr<A>(), n_rows, nnz, d, x.data_ptr<A>(), static_cast<A>(weights[k]),
-                                h2.data_ptr<A>(), x.options());
-        std::swap(h, h2);
-      }
-    });
-  });
-  return h.scalar_type() == x0.scalar_type() ? h : h.to(x0.scalar_type());
-}
+// The CUDA policy of graph/spmm_host.h. Columns were checked before any launch
+// (check_csr_structure), so the kernels read them as they are.
+struct Cuda {
+  static constexpr c10::DeviceType kType = c10::DeviceType::CUDA;
+  struct Guard {
+    explicit Guard(const at::Tensor& t) : g(t.device()) {}
+    c10::cuda::CUDAGuard g;
+  };
+  template <bool kCheck, typename I, typename T, typename A, typename O>
+  static bool spmm(const I* rp, const I* col, const A* val, const T* x, int64_t n_x, int64_t n_rows, int64_t nnz,
+                   int64_t d, const A* y, A beta, O* out, const at::TensorOptions& acc) {
+    (void)n_x;
+    spmm_launch<I, T, A, O>(rp, col, val, x, n_rows, nnz, d, y, beta, out, acc);
+    return true;
+  }
+  template <typename I, typename T, typename A>
+  static bool sddmm(const I* rp, const I* col, const T* a, const T* b, int64_t n_rows, int64_t n_b, int64_t nnz,
+                    int64_t d, A* out) {
+    (void)n_b;
+    const int64_t blocks = std::min<int64_t>((nnz + kWarpsPerBlock - 1) / kWarpsPerBlock, 65535 * 8);
+    sddmm_kernel<I, T, A><<<blocks, kWarp * kWarpsPerBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
+        rp, col, a, b, n_rows, nnz, d, out);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return true;
+  }
+};
 
 }  // namespace
 }  // namespace graph
@@ -357,7 +267,7 @@ LLMHNI_REGISTER_KERNEL("csr_sddmm", "cuda");
 LLMHNI_REGISTER_KERNEL("lightgcn_propagate", "cuda");
 
 TORCH_LIBRARY_IMPL(llmhni, CUDA, m) {
-  m.impl("spmm", &llmhni::graph::spmm_cuda);
-  m.impl("csr_sddmm", &llmhni::graph::csr_sddmm_cuda);
-  m.impl("lightgcn_propagate", &llmhni::graph::lightgcn_propagate_cuda);
+  m.impl("spmm", &llmhni::graph::spmm_host<llmhni::graph::Cuda>);
+  m.impl("csr_sddmm", &llmhni::graph::csr_sddmm_host<llmhni::graph::Cuda>);
+  m.impl("lightgcn_propagate", &llmhni::graph::lightgcn_propagate_host<llmhni::graph::Cuda>);
 }

@@ -19,20 +19,12 @@
 #endif
 
 #include "common/registry.h"
-#include "sampler/sampler_checks.h"
+#include "sampler/sample_negatives_host.h"
 #include "sampler/sampler_common.h"
-#include "sampler/sampler_dispatch.h"
 
 namespace llmhni {
 namespace sampler {
 namespace {
-
-struct Params {
-  int64_t B, N, M, K, n_items, d, ds, max_redraws;
-  uint64_t seed, offset;
-  float thr;
-  Mode mode;
-};
 
 constexpr int kPhiloxLanes = 16;  // a multiple of 8 (AVX2 lanes)
 
@@ -551,55 +543,30 @@ void sample_cpu_impl(const Params& p, const I* rowptr, const I* col, const int64
   write_counts();
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_negatives_cpu(
-    const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& users, int64_t n_items, c10::string_view mode_s,
-    int64_t num_negatives, int64_t num_candidates, int64_t top_k, double sim_threshold, int64_t seed, int64_t offset,
-    int64_t max_redraws, const c10::optional<at::Tensor>& candidates, const c10::optional<at::Tensor>& pop_cdf,
-    const c10::optional<at::Tensor>& user_emb, const c10::optional<at::Tensor>& item_emb,
-    const c10::optional<at::Tensor>& user_sem, const c10::optional<at::Tensor>& item_sem, bool check_rows) {
-  const std::string mode_str(mode_s);
-  const SampleArgs args{rowptr,   col,     users,    n_items,  mode_str, num_negatives, num_candidates, top_k,
-                        max_redraws, candidates, pop_cdf, user_emb, item_emb, user_sem,      item_sem, check_rows};
-  const Mode mode = check_sample_args(args);
-  check_device_type(users, c10::DeviceType::CPU, "sample_negatives", "users");
-  check_sample_values(args, mode);
-
-  const int64_t B = users.numel();
-  Params p{B, num_negatives, num_candidates, top_k, n_items,
-           user_emb.has_value() ? user_emb->size(1) : 0, user_sem.has_value() ? user_sem->size(1) : 0, max_redraws,
-           static_cast<uint64_t>(seed), static_cast<uint64_t>(offset), static_cast<float>(sim_threshold), mode};
-  auto neg = at::empty({B, num_negatives}, users.options().dtype(at::kLong));
-  const bool with_scores = user_emb.has_value();
-  auto scores = at::empty({with_scores ? B : 0, with_scores ? num_negatives : 0}, users.options().dtype(at::kFloat));
-  if (!with_scores) scores = scores.reshape({0});
-  auto counts = at::zeros({4}, users.options().dtype(at::kLong));
-
-  const bool same_index = rowptr.scalar_type() == col.scalar_type();
-  const auto rp = same_index ? rowptr.contiguous() : rowptr.to(at::kLong).contiguous();
-  const auto cl = same_index ? col.contiguous() : col.to(at::kLong).contiguous();
-  const auto u64 = users.to(at::kLong).contiguous();
-  const auto cands = candidates.has_value() ? candidates->to(at::kLong).contiguous() : at::Tensor();
-  const auto cdf = contiguous_or_undefined(mode == kPopularity ? pop_cdf : c10::nullopt);
-  const auto ue = contiguous_or_undefined(user_emb), ie = contiguous_or_undefined(item_emb);
-  const auto us = contiguous_or_undefined(user_sem), is = contiguous_or_undefined(item_sem);
-  if (B == 0) return {neg, scores, counts};
-
-  with_index_type(rp.scalar_type(), [&](auto itag) {
-    using I = decltype(itag);
-    with_float_type(user_emb, [&](auto etag) {
-      using TE = decltype(etag);
-      with_float_type(user_sem, [&](auto stag) {
-        using TS = decltype(stag);
-        sample_cpu_impl<I, TE, TS>(p, rp.const_data_ptr<I>(), cl.const_data_ptr<I>(), u64.const_data_ptr<int64_t>(),
-                                   ptr_or_null<int64_t>(cands), ptr_or_null<int64_t>(cdf), ptr_or_null<TE>(ue),
-                                   ptr_or_null<TE>(ie), ptr_or_null<TS>(us), ptr_or_null<TS>(is),
-                                   neg.data_ptr<int64_t>(), with_scores ? scores.data_ptr<float>() : nullptr,
-                                   counts.data_ptr<int64_t>());
+// The CPU policy of sampler/sample_negatives_host.h.
+struct Cpu {
+  static constexpr c10::DeviceType kType = c10::DeviceType::CPU;
+  struct Guard {
+    explicit Guard(const at::Tensor&) {}
+  };
+  static void run(const Params& p, const SampleInputs& in, at::Tensor& neg, at::Tensor& scores, at::Tensor& counts) {
+    with_index_type(in.rowptr.scalar_type(), [&](auto itag) {
+      using I = decltype(itag);
+      with_float_type(in.user_emb, [&](auto etag) {
+        using TE = decltype(etag);
+        with_float_type(in.user_sem, [&](auto stag) {
+          using TS = decltype(stag);
+          sample_cpu_impl<I, TE, TS>(p, in.rowptr.const_data_ptr<I>(), in.col.const_data_ptr<I>(),
+                                     in.users.const_data_ptr<int64_t>(), ptr_or_null<int64_t>(in.candidates),
+                                     ptr_or_null<int64_t>(in.pop_cdf), ptr_or_null<TE>(in.user_emb),
+                                     ptr_or_null<TE>(in.item_emb), ptr_or_null<TS>(in.user_sem),
+                                     ptr_or_null<TS>(in.item_sem), neg.data_ptr<int64_t>(),
+                                     in.user_emb.defined() ? scores.data_ptr<float>() : nullptr, counts.data_ptr<int64_t>());
+        });
       });
     });
-  });
-  return {neg, scores, counts};
-}
+  }
+};
 
 }  // namespace
 }  // namespace sampler
@@ -607,4 +574,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_negatives_cpu(
 
 LLMHNI_REGISTER_KERNEL("sample_negatives", "cpu");
 
-TORCH_LIBRARY_IMPL(llmhni, CPU, m) { m.impl("sample_negatives", &llmhni::sampler::sample_negatives_cpu); }
+TORCH_LIBRARY_IMPL(llmhni, CPU, m) {
+  m.impl("sample_negatives", &llmhni::sampler::sample_negatives_host<llmhni::sampler::Cpu>);
+}

@@ -12,23 +12,16 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "common/registry.h"
-#include "sampler/sampler_checks.h"
+#include "sampler/sample_negatives_host.h"
 #include "sampler/sampler_common.h"
-#include "sampler/sampler_dispatch.h"
 
 namespace llmhni {
 namespace sampler {
 namespace {
-
-struct Params {
-  int64_t S, N, M, K, n_items, d, ds, max_redraws;
-  uint64_t seed, offset;
-  float thr;
-  int mode;
-};
 
 constexpr int kWarp = 32;
 constexpr unsigned kFull = 0xffffffffu;
@@ -187,74 +180,50 @@ __global__ void sample_scored_kernel(Params p, const I* __restrict__ rowptr, con
   flush_counts(block_counts, counts);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_negatives_cuda(
-    const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& users, int64_t n_items, c10::string_view mode_s,
-    int64_t num_negatives, int64_t num_candidates, int64_t top_k, double sim_threshold, int64_t seed, int64_t offset,
-    int64_t max_redraws, const c10::optional<at::Tensor>& candidates, const c10::optional<at::Tensor>& pop_cdf,
-    const c10::optional<at::Tensor>& user_emb, const c10::optional<at::Tensor>& item_emb,
-    const c10::optional<at::Tensor>& user_sem, const c10::optional<at::Tensor>& item_sem, bool check_rows) {
-  const std::string mode_str(mode_s);
-  const SampleArgs args{rowptr,      col,        users,   n_items,  mode_str, num_negatives, num_candidates, top_k,
-                        max_redraws, candidates, pop_cdf, user_emb, item_emb, user_sem,      item_sem, check_rows};
-  const Mode mode = check_sample_args(args);
-  check_device_type(users, c10::DeviceType::CUDA, "sample_negatives", "users");
-  const c10::cuda::CUDAGuard guard(users.device());
-  check_sample_values(args, mode);
-
-  const int64_t B = users.numel();
-  const int64_t S = B * num_negatives;
-  Params p{S, num_negatives, num_candidates, top_k, n_items,
-           user_emb.has_value() ? user_emb->size(1) : 0, user_sem.has_value() ? user_sem->size(1) : 0, max_redraws,
-           static_cast<uint64_t>(seed), static_cast<uint64_t>(offset), static_cast<float>(sim_threshold),
-           static_cast<int>(mode)};
-  auto neg = at::empty({B, num_negatives}, users.options().dtype(at::kLong));
-  const bool with_scores = user_emb.has_value();
-  auto scores = with_scores ? at::empty({B, num_negatives}, users.options().dtype(at::kFloat))
-                            : at::empty({0}, users.options().dtype(at::kFloat));
-  auto counts = at::zeros({4}, users.options().dtype(at::kLong));
-  if (S == 0) return {neg, scores, counts};
-
-  const bool same_index = rowptr.scalar_type() == col.scalar_type();
-  const auto rp = same_index ? rowptr.contiguous() : rowptr.to(at::kLong).contiguous();
-  const auto cl = same_index ? col.contiguous() : col.to(at::kLong).contiguous();
-  const auto u64 = users.to(at::kLong).contiguous();
-  const auto cands = candidates.has_value() ? candidates->to(at::kLong).contiguous() : at::Tensor();
-  const auto cdf = contiguous_or_undefined(mode == kPopularity ? pop_cdf : c10::nullopt);
-  const auto ue = contiguous_or_undefined(user_emb), ie = contiguous_or_undefined(item_emb);
-  const auto us = contiguous_or_undefined(user_sem), is = contiguous_or_undefined(item_sem);
-  auto* cnt = reinterpret_cast<unsigned long long*>(counts.data_ptr<int64_t>());
-  auto stream = at::cuda::getCurrentCUDAStream();
-
-  with_index_type(rp.scalar_type(), [&](auto itag) {
-    using I = decltype(itag);
-    with_float_type(user_emb, [&](auto etag) {
-      using TE = decltype(etag);
-      if (mode == kUniform || mode == kPopularity) {
-        constexpr int threads = 256;
-        const int64_t blocks = (S + threads - 1) / threads;
-        sample_simple_kernel<I, TE><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(
-            p, rp.const_data_ptr<I>(), cl.const_data_ptr<I>(), u64.const_data_ptr<int64_t>(),
-            ptr_or_null<int64_t>(cands), ptr_or_null<int64_t>(cdf), ptr_or_null<TE>(ue), ptr_or_null<TE>(ie),
-            neg.data_ptr<int64_t>(), with_scores ? scores.data_ptr<float>() : nullptr, cnt);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-        return;
-      }
-      with_float_type(user_sem, [&](auto stag) {
-        using TS = decltype(stag);
-        const int64_t per_warp = num_candidates * static_cast<int64_t>(sizeof(int64_t) + sizeof(float));
-        const int warps = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(4, 40960 / per_warp)));
-        const size_t shmem = static_cast<size_t>(warps * per_warp);
-        const int64_t blocks = (S + warps - 1) / warps;
-        sample_scored_kernel<I, TE, TS><<<static_cast<unsigned>(blocks), warps * kWarp, shmem, stream>>>(
-            p, rp.const_data_ptr<I>(), cl.const_data_ptr<I>(), u64.const_data_ptr<int64_t>(),
-            ptr_or_null<int64_t>(cands), ptr_or_null<TE>(ue), ptr_or_null<TE>(ie), ptr_or_null<TS>(us),
-            ptr_or_null<TS>(is), neg.data_ptr<int64_t>(), with_scores ? scores.data_ptr<float>() : nullptr, cnt);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+// The CUDA policy of sampler/sample_negatives_host.h: one thread per slot for uniform and
+// popularity, one warp per slot for dns and llmhni, on the current stream.
+struct Cuda {
+  static constexpr c10::DeviceType kType = c10::DeviceType::CUDA;
+  struct Guard {
+    explicit Guard(const at::Tensor& t) : g(t.device()) {}
+    c10::cuda::CUDAGuard g;
+  };
+  static void run(const Params& p, const SampleInputs& in, at::Tensor& neg, at::Tensor& scores, at::Tensor& counts) {
+    const bool with_scores = in.user_emb.defined();
+    auto* cnt = reinterpret_cast<unsigned long long*>(counts.data_ptr<int64_t>());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    with_index_type(in.rowptr.scalar_type(), [&](auto itag) {
+      using I = decltype(itag);
+      with_float_type(in.user_emb, [&](auto etag) {
+        using TE = decltype(etag);
+        if (p.mode == kUniform || p.mode == kPopularity) {
+          constexpr int threads = 256;
+          const int64_t blocks = (p.S + threads - 1) / threads;
+          sample_simple_kernel<I, TE><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(
+              p, in.rowptr.const_data_ptr<I>(), in.col.const_data_ptr<I>(), in.users.const_data_ptr<int64_t>(),
+              ptr_or_null<int64_t>(in.candidates), ptr_or_null<int64_t>(in.pop_cdf), ptr_or_null<TE>(in.user_emb),
+              ptr_or_null<TE>(in.item_emb), neg.data_ptr<int64_t>(), with_scores ? scores.data_ptr<float>() : nullptr,
+              cnt);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+          return;
+        }
+        with_float_type(in.user_sem, [&](auto stag) {
+          using TS = decltype(stag);
+          const int64_t per_warp = p.M * static_cast<int64_t>(sizeof(int64_t) + sizeof(float));
+          const int warps = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(4, 40960 / per_warp)));
+          const size_t shmem = static_cast<size_t>(warps * per_warp);
+          const int64_t blocks = (p.S + warps - 1) / warps;
+          sample_scored_kernel<I, TE, TS><<<static_cast<unsigned>(blocks), warps * kWarp, shmem, stream>>>(
+              p, in.rowptr.const_data_ptr<I>(), in.col.const_data_ptr<I>(), in.users.const_data_ptr<int64_t>(),
+              ptr_or_null<int64_t>(in.candidates), ptr_or_null<TE>(in.user_emb), ptr_or_null<TE>(in.item_emb),
+              ptr_or_null<TS>(in.user_sem), ptr_or_null<TS>(in.item_sem), neg.data_ptr<int64_t>(),
+              with_scores ? scores.data_ptr<float>() : nullptr, cnt);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
       });
     });
-  });
-  return {neg, scores, counts};
-}
+  }
+};
 
 }  // namespace
 }  // namespace sampler
@@ -262,4 +231,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_negatives_cuda(
 
 LLMHNI_REGISTER_KERNEL("sample_negatives", "cuda");
 
-TORCH_LIBRARY_IMPL(llmhni, CUDA, m) { m.impl("sample_negatives", &llmhni::sampler::sample_negatives_cuda); }
+TORCH_LIBRARY_IMPL(llmhni, CUDA, m) {
+  m.impl("sample_negatives", &llmhni::sampler::sample_negatives_host<llmhni::sampler::Cuda>);
+}
