@@ -184,12 +184,22 @@ def backend_for(op: str, device_type: str) -> str:
     return _state.mode if has_kernel(op, device_type) else "reference"
 
 
+_DISPATCHED: Dict[tuple, Callable] = {}
+
+
 def dispatch(op: str, device: torch.device) -> Callable:
-    """The callable for ``op`` on ``device``: ``torch.ops.llmhni.<op>`` or its reference twin."""
-    if has_kernel(op, device.type):
-        return getattr(torch.ops.llmhni, op).default
-    from . import reference
-    return getattr(reference, op)
+    """The callable for ``op`` on ``device``: ``torch.ops.llmhni.<op>`` or its reference twin.
+    Resolved once per (op, device type) and process: the backend never changes once loaded."""
+    key = (op, device.type)
+    fn = _DISPATCHED.get(key)
+    if fn is None:
+        if has_kernel(op, device.type):
+            fn = getattr(torch.ops.llmhni, op).default
+        else:
+            from . import reference
+            fn = getattr(reference, op)
+        _DISPATCHED[key] = fn
+    return fn
 
 
 def backend_info() -> Dict:

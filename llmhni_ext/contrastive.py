@@ -56,19 +56,12 @@ def edge_drop_views(adj: CSR, keep_prob: float, *, num_views: int = 1, seed: int
     # The op takes signed 64-bit integers; the generator reads them as unsigned.
     seed = seed - 2**64 if seed >= 2**63 else seed
     offset = offset - 2**64 if offset >= 2**63 else offset
-    if _backend_is_reference(adj):
-        _ops._check_edge_drop_inputs(adj.rowptr, adj.col, keep_prob, int(num_views))
     n = adj.n_rows
     if compact:
         rps, cols, vals = _ops.edge_drop_compact(adj.rowptr, adj.col, keep_prob, int(num_views), seed, offset)
         return [CSR(rp, c, v, n, n, symmetric=True) for rp, c, v in zip(rps, cols, vals)]
     values = _ops.edge_drop_mask(adj.rowptr, adj.col, keep_prob, int(num_views), seed, offset)
     return [CSR(adj.rowptr, adj.col, values[v], n, n, symmetric=True) for v in range(int(num_views))]
-
-
-def _backend_is_reference(adj: CSR) -> bool:
-    from . import _backend
-    return not _backend.has_kernel("edge_drop_compact", adj.device.type)
 
 
 def infonce(a: Tensor, b: Tensor, temperature: float) -> Tensor:

@@ -2,9 +2,11 @@
 
 Used by test_ops_fuzz.py in a separate process, so a call that crashes the interpreter
 (a segfault in a kernel) fails the test with the case that caused it instead of killing
-the test run. A case is ``{"op": name, "args": [arg, ...]}`` where a tensor argument is
-``{"tensor": values, "dtype": "int32", "shape": [..] | null, "strided": bool}``. The
-answer is ``{"status": "ok" | "error" | "bad-output", "type": ..., "msg": ...}``.
+the test run. A case is ``{"op": name, "args": [arg, ...], "compare": bool}`` where a
+tensor argument is ``{"tensor": values, "dtype": "int32", "shape": [..] | null, "strided":
+bool}``. The answer is ``{"status": "ok" | "error" | "bad-output" | "mismatch", ...}``;
+with ``compare``, an error of the kernel or of its reference twin that the other does not
+raise identically (type and first line of the message) is a mismatch.
 """
 import json
 import sys
@@ -13,6 +15,7 @@ import torch
 
 import llmhni_ext  # noqa: F401  (registers the ops)
 from llmhni_ext import _backend
+from llmhni_ext import reference as R
 
 _backend.load()
 OPS = torch.ops.llmhni
@@ -46,16 +49,33 @@ def check_output(op, args, out):
     return None
 
 
+ERRORS = (RuntimeError, ValueError, TypeError, IndexError, OverflowError)
+
+
+def first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0][:300] if str(e) else ""
+
+
+def run(fn, case):
+    try:
+        args = [build(a) for a in case["args"]]
+        out = fn(*args)
+        bad = check_output(case["op"], args, out)
+        return {"status": "bad-output", "msg": bad} if bad else {"status": "ok"}
+    except ERRORS as e:
+        return {"status": "error", "type": type(e).__name__, "msg": first_line(e)}
+
+
 def main():
     for line in sys.stdin:
         case = json.loads(line)
-        try:
-            args = [build(a) for a in case["args"]]
-            out = getattr(OPS, case["op"])(*args)
-            bad = check_output(case["op"], args, out)
-            ans = {"status": "bad-output", "msg": bad} if bad else {"status": "ok"}
-        except (RuntimeError, ValueError, TypeError, IndexError, OverflowError) as e:
-            ans = {"status": "error", "type": type(e).__name__, "msg": str(e).splitlines()[0][:300]}
+        ans = run(getattr(OPS, case["op"]), case)
+        if case.get("compare") and ans["status"] in ("ok", "error"):
+            # the reference twin must reject exactly what the kernel rejects, with the same error
+            ref = run(getattr(R, case["op"]), case)
+            if "error" in (ans["status"], ref["status"]) and \
+                    (ans.get("type"), ans.get("msg")) != (ref.get("type"), ref.get("msg")):
+                ans = {"status": "mismatch", "kernel": ans, "reference": ref}
         sys.stdout.write(json.dumps(ans) + "\n")
         sys.stdout.flush()
 

@@ -136,3 +136,63 @@ def test_graph_reference_twins_agree_on_structure_errors():
             fn(rowptr, col, None, x)
         msgs.append(str(e.value).splitlines()[0])
     assert msgs[0] == msgs[1] and "non-decreasing" in msgs[0]
+
+
+def test_spmm_with_an_empty_dense_operand_and_stored_entries_raises():
+    """Found by the fuzz test: every column is out of range when x has no rows (it crashed)."""
+    rowptr, col = torch.tensor([0, 1], dtype=torch.int32), torch.tensor([0], dtype=torch.int32)
+    for fn in (ops.spmm, R.spmm):
+        with pytest.raises(RuntimeError, match=r"spmm: col has values in \[0, 0\] but must lie in \[0, 0\)"):
+            fn(rowptr, col, None, torch.zeros(0, 3))
+    assert ops.spmm(torch.tensor([0, 0]), torch.zeros(0, dtype=torch.long), None, torch.zeros(0, 3)).shape == (1, 3)
+
+
+def _bad_inputs():
+    """(op, args) with one thing wrong each, one or more per op and check."""
+    i32, i64, f32 = torch.int32, torch.int64, torch.float32
+    rp, c = torch.tensor([0, 1, 2]), torch.tensor([1, 0])
+    x = torch.randn(2, 3)
+    yield "spmm", (rp.to(i32), c, None, x)                                   # mixed index dtypes
+    yield "spmm", (rp, c, torch.ones(3), x)                                  # value of the wrong length
+    yield "spmm", (rp, c, None, x.long())                                    # integer x
+    yield "spmm", (rp, c, None, x[0])                                        # 1-D x
+    yield "spmm", (rp, c, None, x, rp, None, None)                           # half a transpose
+    yield "spmm", (rp, torch.tensor([1, 5]), None, x)                        # column out of range
+    yield "csr_sddmm", (rp, c, x, torch.randn(2, 4))                         # widths differ
+    yield "csr_sddmm", (rp, c, x, x.double())                                # dtypes differ
+    yield "lightgcn_propagate", (rp, c, None, x, [])                         # no weights
+    yield "lightgcn_propagate", (rp, c, None, torch.randn(3, 3), [0.5, 0.5])  # not square with x0
+    yield "csr_transpose", (rp, c, -1)
+    yield "csr_transpose", (torch.tensor([0, 2, 1]), c, 2)
+    yield "csr_from_coo", (torch.tensor([0, 1]), torch.tensor([0]), 2, 2)   # lengths differ
+    yield "csr_from_coo", (torch.tensor([0, 3]), torch.tensor([0, 1]), 2, 2)  # row out of range
+    yield "bipartite_norm_adj", (torch.tensor([0.0]), torch.tensor([0]), 1, 1)
+    yield "bipartite_norm_adj", (torch.tensor([0]), torch.tensor([0]), -1, 1)
+    yield "edge_drop_mask", (rp, c, 1.5, 1, 0, 0)
+    yield "edge_drop_mask", (rp, c, 0.5, 0, 0, 0)
+    yield "edge_drop_compact", (rp.to(i32), c, 0.5, 1, 0, 0)
+    yield "edge_drop_compact", (rp, torch.tensor([1, 2]), 0.5, 1, 0, 0)
+    a = torch.randn(1, 4, 3)
+    yield "infonce", (a, a.double(), 0.2)
+    yield "infonce", (a, torch.randn(1, 4, 2), 0.2)
+    yield "infonce", (a, a, 0.0)
+    yield "infonce", (a[0], a[0], 0.2)
+    yield "infonce_backward", (torch.ones(2), a, a, torch.zeros(1, 4), 0.2)
+    yield "infonce_backward", (torch.ones(1), a, a, torch.zeros(4), 0.2)
+    yield "philox_random", (0, 0, torch.tensor([1, 2], dtype=i32), 0)
+    yield "sample_negatives", (rp, c, torch.tensor([0, 2]), 2, "uniform", 1, 1, 1, 1.0, 0, 0, 4)
+    yield "sample_negatives", (rp, c, torch.tensor([0.0]), 2, "uniform", 1, 1, 1, 1.0, 0, 0, 4)
+    yield "sample_negatives", (rp, c, torch.tensor([0]), 2, "dns", 1, 4, 1, 1.0, 0, 0, 4, None, None,
+                               torch.randn(2, 3, dtype=f32), torch.randn(3, 3))
+    del i64
+
+
+@pytest.mark.parametrize("op,args", list(_bad_inputs()), ids=[f"{o}-{k}" for k, (o, _) in enumerate(_bad_inputs())])
+def test_compiled_and_reference_raise_the_same_error(op, args):
+    errors = []
+    for fn in (getattr(ops, op), getattr(R, op)):
+        with pytest.raises(Exception) as e:
+            fn(*args)
+        errors.append((type(e.value), str(e.value).splitlines()[0]))
+    assert errors[0] == errors[1]
+    assert errors[0][1].startswith(f"{op}:"), errors[0]

@@ -1,7 +1,8 @@
 """Contrastive ops: edge-dropped views and batched cosine InfoNCE.
 
-Each function dispatches to ``torch.ops.llmhni.<op>`` when a kernel for the tensors'
-device was compiled, else to the reference twin in :mod:`llmhni_ext.reference`.
+Each function dispatches (:func:`llmhni_ext._backend.dispatch`, cached per op and device)
+to ``torch.ops.llmhni.<op>`` when a kernel for the tensors' device was compiled, else to
+the reference twin in :mod:`llmhni_ext.reference.contrastive`; both check the arguments.
 The InfoNCE op's autograd (backward = ``infonce_backward``, which recomputes the
 scores block by block) and the fake kernels for ``torch.compile`` are registered
 once the compiled library loads.
@@ -14,7 +15,6 @@ import torch
 from torch import Tensor
 
 from .. import _backend
-from .. import reference as _ref
 
 
 def edge_drop_mask(rowptr: Tensor, col: Tensor, keep_prob: float, num_views: int, seed: int,
@@ -31,56 +31,9 @@ def edge_drop_compact(rowptr: Tensor, col: Tensor, keep_prob: float, num_views: 
 
 
 def infonce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
-    """Loss [P] for a, b [P, B, d]; differentiable in a and b."""
-    if _backend.has_kernel("infonce", a.device.type) and _backend.has_kernel("infonce_backward", a.device.type):
-        return torch.ops.llmhni.infonce(a, b, float(temperature))[0]
-    # Reference path: plain autograd through normalise, matmul, logsumexp.
-    _check_infonce_inputs(a, b, temperature)
-    return _ref.infonce(a, b, float(temperature))[0]
-
-
-def _check_infonce_inputs(a: Tensor, b: Tensor, temperature: float) -> None:
-    """The compiled op's argument checks, for the reference path (same messages)."""
-    floats = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-    for name, t in (("a", a), ("b", b)):
-        if t.dtype not in floats:
-            raise RuntimeError(f"infonce: {name} must be float32, float64, float16 or bfloat16, got {t.dtype}")
-    if a.dtype != b.dtype:
-        raise RuntimeError(f"infonce: a and b must share one dtype, got {a.dtype} and {b.dtype}")
-    if a.device != b.device:
-        raise RuntimeError(f"infonce: a is on {a.device} but b is on {b.device}; move them to one device")
-    if a.dim() != 3:
-        raise RuntimeError(f"infonce: a ([P, B, d]) must be 3-D, got shape {list(a.shape)}")
-    if a.shape != b.shape:
-        raise RuntimeError(f"infonce: a and b must have the same shape [P, B, d], got {list(a.shape)} and "
-                           f"{list(b.shape)}")
-    if not (temperature > 0 and temperature < float("inf")):
-        raise RuntimeError(f"infonce: temperature must be a positive number, got {temperature}")
-
-
-def _check_edge_drop_inputs(rowptr: Tensor, col: Tensor, keep_prob: float, num_views: int) -> None:
-    """The compiled op's argument checks, for the reference path (same messages)."""
-    op = "edge_drop"
-    for name, t in (("rowptr", rowptr), ("col", col)):
-        if t.dtype not in (torch.int32, torch.int64):
-            raise RuntimeError(f"{op}: {name} must be an int32 or int64 tensor, got {t.dtype}")
-        if t.dim() != 1:
-            raise RuntimeError(f"{op}: {name} must be 1-D, got shape {list(t.shape)}")
-    if rowptr.dtype != col.dtype:
-        raise RuntimeError(f"{op}: rowptr and col must share one index dtype, got {rowptr.dtype} and {col.dtype}")
-    if rowptr.device != col.device:
-        raise RuntimeError(f"{op}: rowptr is on {rowptr.device} but col is on {col.device}; move them to one device")
-    if not (0.0 <= keep_prob <= 1.0):
-        raise RuntimeError(f"{op}: keep_prob must lie in [0, 1], got {keep_prob}")
-    if num_views < 1:
-        raise RuntimeError(f"{op}: num_views must be at least 1, got {num_views}")
-    n = rowptr.numel() - 1
-    if n < 0:
-        raise RuntimeError(f"{op}: rowptr must have n_rows + 1 >= 1 entries, got 0")
-    if int(rowptr[0]) != 0 or int(rowptr[-1]) != col.numel() or bool((rowptr[1:] < rowptr[:-1]).any()):
-        raise RuntimeError(f"{op}: rowptr must start at 0, be non-decreasing and end at col.numel()")
-    if col.numel() and (int(col.min()) < 0 or int(col.max()) >= n):
-        raise RuntimeError(f"{op}: col has values out of range for a square graph of {n} nodes")
+    """Loss [P] for a, b [P, B, d]; differentiable in a and b (the compiled op through its
+    registered autograd, the reference twin through plain autograd)."""
+    return _backend.dispatch("infonce", a.device)(a, b, float(temperature))[0]
 
 
 @_backend.on_load

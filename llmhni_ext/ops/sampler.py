@@ -1,7 +1,8 @@
 """Sampler op: fused hard-negative sampling (``llmhni::sample_negatives``).
 
-Dispatches to the compiled CPU/CUDA kernel, or to the reference twin in
-:mod:`llmhni_ext.reference` where none serves the device. The op has integer outputs
+Dispatches (:func:`llmhni_ext._backend.dispatch`, cached per op and device) to the
+compiled CPU/CUDA kernel, or to the reference twin in :mod:`llmhni_ext.reference.sampler`
+where none serves the device. The op has integer outputs
 and non-differentiable scores, so it registers a fake kernel (for ``torch.compile``)
 and no autograd.
 """
@@ -15,16 +16,6 @@ from torch import Tensor
 from .. import _backend
 
 
-_FN = {}  # device -> callable; the backend is resolved once per process
-
-
-def _dispatch(device: torch.device):
-    fn = _FN.get(device)
-    if fn is None:
-        fn = _FN[device] = _backend.dispatch("sample_negatives", device)
-    return fn
-
-
 def sample_negatives(rowptr: Tensor, col: Tensor, users: Tensor, n_items: int, mode: str,
                      num_negatives: int, num_candidates: int, top_k: int, sim_threshold: float,
                      seed: int, offset: int, max_redraws: int, candidates: Optional[Tensor] = None,
@@ -32,7 +23,7 @@ def sample_negatives(rowptr: Tensor, col: Tensor, users: Tensor, n_items: int, m
                      item_emb: Optional[Tensor] = None, user_sem: Optional[Tensor] = None,
                      item_sem: Optional[Tensor] = None, check_rows: bool = True) -> Tuple[Tensor, Tensor, Tensor]:
     """See :func:`llmhni_ext.reference.sample_negatives` for the contract."""
-    fn = _dispatch(users.device)
+    fn = _backend.dispatch("sample_negatives", users.device)
     return fn(rowptr, col, users, int(n_items), str(mode), int(num_negatives), int(num_candidates),
               int(top_k), float(sim_threshold), int(seed), int(offset), int(max_redraws), candidates,
               pop_cdf, user_emb, item_emb, user_sem, item_sem, bool(check_rows))

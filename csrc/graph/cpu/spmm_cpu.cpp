@@ -150,6 +150,8 @@ template <bool kCheck, typename I, typename T, typename A, typename O>
 bool spmm_parallel(const I* rp, const I* col, const A* val, const T* x, int64_t n_x, int64_t n_rows, int64_t d,
                    const A* y, A beta, O* out) {
   if (n_rows == 0) return true;
+  // every column is out of range when x has no rows: the kernels' fallback row 0 does not exist
+  if (kCheck && n_x == 0) return rp[n_rows] == 0;
   if (d == 0) {  // nothing is read from x: the columns still have to be valid
     if (!kCheck) return true;
     const int64_t nnz = static_cast<int64_t>(rp[n_rows]);
