@@ -1,5 +1,5 @@
 // Schemas of the graph ops: CSR construction, sparse x dense products and the fused
-// LightGCN propagation. Reference twins: llmhni_ext/reference.py (graph section);
+// LightGCN propagation. Reference twins: llmhni_ext/reference/graph.py;
 // Python wrappers with fake kernels and autograd: llmhni_ext/ops/graph.py.
 //
 // CSR convention: rowptr [n_rows + 1] and col [nnz] share one integer dtype (int32

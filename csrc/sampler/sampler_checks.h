@@ -1,5 +1,5 @@
 // Argument checks of llmhni::sample_negatives, run by the CPU and CUDA kernels before
-// any work. The reference twin (llmhni_ext/reference.py, _sampler_check) raises the
+// any work. The reference twin (llmhni_ext/reference/checks.py, sampler_args) raises the
 // same messages.
 //
 // Always (O(B)): rowptr[-1] == nnz, users in range, and each batch user's row inside col,

@@ -1,5 +1,5 @@
 // Per-candidate logic of llmhni::sample_negatives, shared by the CPU and CUDA kernels
-// (host + device). The reference twin (llmhni_ext/reference.py, sampler section)
+// (host + device). The reference twin (llmhni_ext/reference/sampler.py)
 // implements the same stream and the same arithmetic order, so all three agree bit
 // for bit:
 //
