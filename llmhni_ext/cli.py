@@ -202,7 +202,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                         signals = signals_for(cfg, ds, cache, progress=cfg.train.progress)
                     print(f"[compare] {m} noise {noise:g} seed {seed}", flush=True)
                     try:
-                        res = run_training(cfg, out_dir=run_dir, resume=True, cache_dir=cache, dataset=ds,
+                        res = run_training(cfg, out_dir=run_dir, resume="auto", cache_dir=cache, dataset=ds,
                                            signals=signals if m in NEEDS_SIGNALS else None, handle_sigint=True)
                     except Interrupted as e:
                         print(f"\n{e}. Run the same compare command again to continue.", file=sys.stderr)
@@ -262,9 +262,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"CUDA available: {torch.cuda.is_available()}"
           + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
     for k, v in info.items():
+        if v is None or v == "":
+            continue                                   # e.g. no reason when the compiled module serves
         if isinstance(v, dict):
             print(f"{k}:")
             for k2, v2 in v.items():
+                if k == "ops" and k2 == "build_info":
+                    continue                           # a query, not a kernel
                 if isinstance(v2, dict):
                     v2 = ", ".join(f"{dev}={how}" for dev, how in v2.items())
                 elif isinstance(v2, list):
@@ -311,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="LLMHNI: tell hard samples from noisy ones in recommender training with language models.",
         epilog="Settings: defaults < --config FILE < flags < --set key=value.\n"
                "Methods:\n" + "\n".join(f"  {k:18s} {v[0]}" for k, v in METHODS.items()))
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"llmhni {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     t = sub.add_parser("train", help="train one model with one method",
                        formatter_class=argparse.RawDescriptionHelpFormatter,

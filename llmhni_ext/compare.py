@@ -10,13 +10,14 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 METRICS = ("recall@20", "ndcg@20", "recall@10", "ndcg@10")
 
 
-def _mean_std(xs: Sequence[float]) -> Tuple[float, float]:
+def _mean_std(xs: Sequence[float]) -> Tuple[float, float, int]:
+    """(mean, sample std, count); the std of a single value is 0 and is not printed."""
     n = len(xs)
     if n == 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, 0
     m = sum(xs) / n
     sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
-    return m, sd
+    return m, sd, n
 
 
 def summarize(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -42,10 +43,13 @@ def summarize(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return rows
 
 
-def _fmt(ms: Tuple[float, float], digits: int = 4) -> str:
-    m, s = ms
+def _fmt(ms: Tuple[float, ...], digits: int = 4) -> str:
+    """mean ± std over seeds; the mean alone for one seed (a std of one value is not 0)."""
+    m, s = ms[0], ms[1]
     if math.isnan(m):
         return "n/a"
+    if len(ms) > 2 and ms[2] < 2:
+        return f"{m:.{digits}f}"
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
@@ -84,7 +88,7 @@ def plot_noise(rows: List[Dict[str, Any]], path: str, metric: str = "recall@20")
     fig, ax = plt.subplots(figsize=(5.5, 4))
     by_method: Dict[str, List[Tuple[float, float, float]]] = defaultdict(list)
     for r in rows:
-        by_method[f"{r['method']} ({r['backbone']})"].append((r["noise"], *r[metric]))
+        by_method[f"{r['method']} ({r['backbone']})"].append((r["noise"], *r[metric][:2]))
     for name, pts in by_method.items():
         pts.sort()
         ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o",
@@ -131,8 +135,10 @@ def plot_curves(run_dirs: Dict[str, str], path: str, key: str = "valid_recall@20
     a1.set_ylabel(key)
     a2.set_xlabel("epoch")
     a2.set_ylabel("training loss")
+    from matplotlib.ticker import MaxNLocator
     for a in (a1, a2):
         a.grid(alpha=0.3)
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))     # epochs are whole numbers
     a1.legend(fontsize=7)
     fig.tight_layout()
     _save_figure(fig, path)

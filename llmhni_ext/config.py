@@ -159,6 +159,12 @@ def _validate(cfg: RunConfig) -> None:
     _check(me.tce_warmup_epochs >= 1, "method.tce_warmup_epochs", "must be >= 1", me.tce_warmup_epochs)
     _check(me.predict_graph in ("denoised", "original"), "method.predict_graph",
            "must be 'denoised' or 'original'", me.predict_graph)
+    if cfg.signals:          # names, types and ranges of the signals options, checked now rather than mid-run
+        from .signals.config import SignalsConfig
+        try:
+            SignalsConfig.from_dict(cfg.signals)
+        except ValueError as e:
+            raise ConfigError(str(e).replace("SignalsConfig: ", "signals: ")) from None
 
 
 # ---------------------------------------------------------------- loading
@@ -269,10 +275,11 @@ def apply_overrides(cfg: RunConfig, overrides: Dict[str, Any]) -> RunConfig:
         node = raw
         for p in parts[:-1]:
             if not isinstance(node, dict) or p not in node:
-                raise ConfigError(f"{dotted}: unknown key")
+                raise ConfigError(_unknown_key(dotted))
             node = node[p]
-        if not isinstance(node, dict) or (parts[-1] not in node and parts[0] != "signals"):
-            raise ConfigError(f"{dotted}: unknown key")
+        if not isinstance(node, dict) or parts[-1] not in node and not (parts[0] == "signals" and len(parts) == 2
+                                                                         and parts[1] in _signals_keys()):
+            raise ConfigError(_unknown_key(dotted))
         if isinstance(value, str):
             try:
                 value = yaml.safe_load(value) if value != "" else value
@@ -280,6 +287,30 @@ def apply_overrides(cfg: RunConfig, overrides: Dict[str, Any]) -> RunConfig:
                 pass
         node[parts[-1]] = value
     return from_dict(raw)
+
+
+def _signals_keys() -> List[str]:
+    from .signals.config import SignalsConfig
+    return [f.name for f in fields(SignalsConfig)]
+
+
+def known_keys() -> List[str]:
+    """Every dotted setting name (``train.lr``, ``signals.judge``, ...)."""
+    keys = [f"{sec}.{k}" for sec, vals in RunConfig().to_dict().items() if isinstance(vals, dict) for k in vals
+            if sec != "signals"]
+    return sorted(keys + [f"signals.{k}" for k in _signals_keys()])
+
+
+def _unknown_key(dotted: str) -> str:
+    import difflib
+    keys = known_keys()
+    near = difflib.get_close_matches(dotted, keys, n=3, cutoff=0.6)
+    section = dotted.split(".")[0]
+    same = [k for k in keys if k.startswith(section + ".")]
+    hint = f"; did you mean {' or '.join(near)}?" if near else ""
+    listing = f" Known keys of {section}: {', '.join(same)}" if same else f" Known sections: " + \
+        ", ".join(sorted({k.split('.')[0] for k in keys}))
+    return f"{dotted}: unknown key{hint}{listing}"
 
 
 def parse_set(items: Optional[List[str]]) -> Dict[str, Any]:

@@ -39,6 +39,7 @@ from .graph import CSR, csr_from_coo
 from .ops import sampler as _ops
 
 MODES = ("uniform", "popularity", "dns", "llmhni")
+_ID_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64)   # uint8 and bool are not ids
 _CDF_SCALE = 2**40  # popularity weights are quantised to int64 so every device agrees exactly
 
 
@@ -80,8 +81,10 @@ class NegativeSampler:
         if users.dim() != 1 or users.shape != items.shape:
             raise ValueError(f"NegativeSampler: users and items must be 1-D of one length, got "
                              f"{tuple(users.shape)} and {tuple(items.shape)}")
-        if users.is_floating_point() or items.is_floating_point():
-            raise ValueError("NegativeSampler: users and items must be integer tensors")
+        for name, t in (("users", users), ("items", items)):
+            if t.dtype not in _ID_DTYPES:
+                raise ValueError(f"NegativeSampler: {name} must be an integer tensor (int8, int16, int32 or int64), "
+                                 f"got {t.dtype}")
         if n_users < 1 or n_items < 1:
             raise ValueError(f"NegativeSampler: n_users and n_items must be >= 1, got {n_users}, {n_items}")
         for name, t, n in (("users", users, n_users), ("items", items, n_items)):
@@ -156,17 +159,20 @@ class NegativeSampler:
         the CPU): they are training positives and rejected like every other. ``num_candidates`` defaults to
         1 for uniform/popularity and 64 for dns/llmhni. ``candidates`` ([B, M] or
         [B, num_negatives, M]) replaces the random draw (used as given, no rejection).
-        ``offset`` overrides this call's random offset without advancing the sampler
-        (e.g. a batch index in DataLoader workers). With ``return_info`` also a
+        ``offset`` overrides this call's random offset without advancing the sampler.
+        Inside a DataLoader worker the automatic offset is interleaved by worker id
+        (``offset * num_workers + id``), so the workers' copies draw different negatives. With ``return_info`` also a
         :class:`SampleInfo`.
         """
         if mode not in MODES:
             raise ValueError(f"NegativeSampler.sample: mode must be one of {MODES}, got {mode!r}")
         if not isinstance(users, Tensor):
             users = torch.as_tensor(users)
-        if users.dim() != 1 or users.is_floating_point():
+        if users.dim() != 1 or users.dtype not in _ID_DTYPES:
             raise ValueError(f"NegativeSampler.sample: users must be a 1-D integer tensor, got {users.dtype} "
                              f"of shape {tuple(users.shape)}")
+        if users.dtype not in (torch.int32, torch.int64):
+            users = users.long()
         device = users.device
         if pos_items is not None:
             pos_items = torch.as_tensor(pos_items)
@@ -188,6 +194,9 @@ class NegativeSampler:
         if offset is None:
             offset = self.offset
             self.offset += 1
+            worker = torch.utils.data.get_worker_info()
+            if worker is not None:   # each DataLoader worker holds a copy: give each its own offsets
+                offset = offset * worker.num_workers + worker.id
         neg, scores, counts = _ops.sample_negatives(
             rowptr, col, users, self.n_items, mode, num_negatives, num_candidates, top_k, sim_threshold,
             self.seed, offset, self.max_redraws, candidates, cdf, user_emb, item_emb, user_sem, item_sem,

@@ -26,7 +26,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Union, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -659,10 +659,14 @@ def environment(device: torch.device) -> Dict[str, Any]:
             "device": dev, "backend": backend}
 
 
-def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: bool = False,
+def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: Union[bool, str] = False,
                  cache_dir: Optional[str] = None, dataset=None, signals=None,
                  handle_sigint: bool = False, log: Callable[[str], None] = print) -> Dict[str, Any]:
-    """Everything ``llmhni train`` does: data, signals (LLMHNI), training, results."""
+    """Everything ``llmhni train`` does: data, signals (LLMHNI), training, results.
+
+    ``resume``: True continues from ``out_dir``'s checkpoint and says so when there is none;
+    ``"auto"`` (what ``compare`` does) continues silently when there is one. Per-epoch lines
+    are logged only with ``train.progress``."""
     cfg.validate()
     ds = dataset if dataset is not None else load_run_dataset(cfg)
     if is_llmhni(cfg.method.name) and signals is None:
@@ -677,10 +681,12 @@ def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: bool = F
     if resume:
         if tr.resume():
             log(f"resumed from {out_dir}/checkpoint.pt at epoch {tr.epoch + 1}, step {tr.step}")
-        else:
+        elif resume != "auto":
             log(f"--resume: no checkpoint in {out_dir}, starting from scratch")
 
     def on_epoch(rec: Dict[str, Any]) -> None:
+        if not cfg.train.progress:
+            return
         msg = f"epoch {rec['epoch']:3d}  loss {rec['loss']:.4f}  {rec['train_seconds']:.1f}s"
         if "valid_recall@20" in rec:
             msg += f"  valid R@20 {rec['valid_recall@20']:.4f}  N@20 {rec['valid_ndcg@20']:.4f}"

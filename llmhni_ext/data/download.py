@@ -158,8 +158,11 @@ def download_file(url: str, dest, sha256: Optional[str] = None, *, timeout: floa
                 last_err = e
                 time.sleep(min(4.0, 0.5 * 2 ** attempt))
         else:
-            raise DownloadError(f"could not download {url} after {retries + 1} tries: {last_err} "
-                                f"(the partial file {part} is kept and resumed next time)") from None
+            kept = part.exists() and part.stat().st_size > 0
+            note = f" (the {part.stat().st_size} bytes received are kept in {part} and resumed next time)" if kept else ""
+            if not kept:
+                part.unlink(missing_ok=True)
+            raise DownloadError(f"could not download {url} after {retries + 1} tries: {last_err}{note}") from None
         if sha256 is not None:
             got = sha256_of(part)
             if got != sha256:

@@ -1,0 +1,87 @@
+"""What a newcomer hit first: the command line's small lies and the sampler's loose ends."""
+import json
+
+import pytest
+import torch
+
+from llmhni_ext import cli
+from llmhni_ext import config as C
+from llmhni_ext.sampling import NegativeSampler
+
+QUICK = ["--dataset", "synthetic", "--method", "bpr", "--dim", "8", "--layers", "1", "--epochs", "2"]
+
+
+def test_version(capsys):
+    from llmhni_ext import __version__
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"llmhni {__version__}"
+
+
+def test_no_progress_prints_no_epoch_lines(tmp_path, capsys):
+    assert cli.main(["train", *QUICK, "--no-progress", "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "epoch   1" not in out and "best epoch" in out
+    assert cli.main(["train", *QUICK, "--out", str(tmp_path / "b")]) == 0
+    assert "epoch   1" in capsys.readouterr().out
+
+
+def test_compare_does_not_talk_about_a_resume_nobody_asked_for(tmp_path, capsys):
+    rc = cli.main(["compare", "--dataset", "synthetic", "--methods", "bpr", "--seeds", "0", "--dim", "8",
+                   "--layers", "1", "--epochs", "1", "--no-progress", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "--resume" not in out
+    table = (tmp_path / "table.md").read_text()
+    assert "±" not in table                         # one seed: no made-up std of 0
+
+
+def test_unknown_keys_name_the_nearest_and_signals_keys_are_checked():
+    with pytest.raises(C.ConfigError, match=r"train.lrr: unknown key; did you mean train.lr.*Known keys of train: "):
+        C.apply_overrides(C.RunConfig(), {"train.lrr": "0.1"})
+    with pytest.raises(C.ConfigError, match=r"signals.judge_ur: unknown key; did you mean signals.judge_url"):
+        C.apply_overrides(C.RunConfig(), {"signals.judge_ur": "x"})
+    with pytest.raises(C.ConfigError, match="signals.proj_epochs: must be an integer"):
+        C.apply_overrides(C.RunConfig(), {"signals.proj_epochs": "many"})
+    with pytest.raises(C.ConfigError, match="signals: judge must be one of"):
+        C.apply_overrides(C.RunConfig(), {"signals.judge": "gpt"})
+    assert C.apply_overrides(C.RunConfig(), {"signals.judge": "embedding"}).signals["judge"] == "embedding"
+    assert "signals.judge_url" in C.known_keys() and "train.lr" in C.known_keys()
+
+
+def test_info_has_no_empty_reason_and_no_build_info_op(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "reason:" not in out or "reason: " in out and "reason: \n" not in out
+    assert "build_info " not in out
+    assert cli.main(["info", "--json"]) == 0
+    json.loads(capsys.readouterr().out)
+
+
+def test_sampler_rejects_unsupported_id_dtypes_up_front():
+    u, i = torch.tensor([0, 1]), torch.tensor([1, 0])
+    for bad in (torch.uint8, torch.bool, torch.float32):
+        with pytest.raises(ValueError, match="must be an integer tensor"):
+            NegativeSampler(u.to(bad), i, 2, 3)
+    s = NegativeSampler(u.to(torch.int16), i.to(torch.int8), 2, 3)
+    assert s.sample(torch.tensor([0, 1], dtype=torch.int16)).shape == (2,)
+    with pytest.raises(ValueError, match="users must be a 1-D integer tensor"):
+        s.sample(torch.tensor([0, 1], dtype=torch.uint8))
+
+
+class _Batches(torch.utils.data.Dataset):
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, k):
+        return self.sampler.sample(torch.zeros(64, dtype=torch.long))
+
+
+def test_dataloader_workers_draw_different_negatives():
+    s = NegativeSampler(torch.tensor([0]), torch.tensor([0]), 1, 10_000, seed=3)
+    loader = torch.utils.data.DataLoader(_Batches(s), batch_size=None, num_workers=2)
+    batches = [b.tolist() for b in loader]
+    assert len(batches) == 4
+    assert len({tuple(b) for b in batches}) == 4        # no two workers repeat each other
