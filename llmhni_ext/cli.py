@@ -9,7 +9,8 @@
     llmhni info                    (build, backend and device facts)
 
 Settings come from the defaults, then ``--config FILE`` (YAML with the sections data,
-model, train, method, signals), then the flags, then ``--set section.key=value``.
+model, train, method, signals; without it the data set's bundled preset when it has one),
+then the flags, then ``--set section.key=value``.
 """
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ def _default_cache() -> str:
 def _add_run_options(p: argparse.ArgumentParser, multi: bool = False) -> None:
     g = p.add_argument_group("run settings (override --config)")
     g.add_argument("--config", metavar="FILE", help="YAML run file (sections data, model, train, method, signals); "
-                   "bundled presets: " + ", ".join(_presets()))
+                   "bundled presets: " + ", ".join(_presets()) + " (a data set's own preset is used by default; "
+                   "'defaults' for the built-in defaults)")
     g.add_argument("--dataset", help="ml-100k | ml-1m | lastfm | synthetic | a path the data loader accepts")
     g.add_argument("--data-root", help="folder holding the data sets (default: $LLMHNI_DATA_ROOT or the loader's)")
     g.add_argument("--backbone", choices=C.BACKBONES, help="recommender backbone")
@@ -105,9 +107,31 @@ def _resolve_config_path(path: str) -> str:
     return bundled if os.path.isfile(bundled) else path
 
 
+def _preset_for(dataset: str) -> Optional[str]:
+    """The bundled preset whose data.dataset is ``dataset`` (ml-100k -> ml100k), if any."""
+    for name in _presets():
+        try:
+            if C.load_yaml(_resolve_config_path(name)).data.dataset == dataset:
+                return name
+        except C.ConfigError:
+            continue
+    return None
+
+
 def resolve_config(args: argparse.Namespace) -> C.RunConfig:
-    """Defaults < --config < flags < --set."""
-    cfg = C.load_yaml(_resolve_config_path(args.config)) if getattr(args, "config", None) else C.RunConfig()
+    """Defaults < --config < flags < --set. Without --config, a data set that has a bundled
+    preset (ml-100k, ml-1m, lastfm, synthetic) uses it, and says so; ``--config defaults``
+    takes the built-in defaults instead."""
+    config = getattr(args, "config", None)
+    if config is None and hasattr(args, "config"):
+        dataset = getattr(args, "dataset", None) or C.RunConfig().data.dataset
+        config = _preset_for(dataset)
+        if config is not None:
+            print(f"llmhni: {dataset} has a bundled preset, using it (--config {config}; "
+                  f"--config defaults for the built-in defaults)", file=sys.stderr)
+    if config == "defaults":
+        config = None
+    cfg = C.load_yaml(_resolve_config_path(config)) if config else C.RunConfig()
     over: Dict[str, Any] = {}
     for flag, key in _FLAG_KEYS.items():
         v = getattr(args, flag, None)
@@ -313,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="llmhni", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="LLMHNI: tell hard samples from noisy ones in recommender training with language models.",
-        epilog="Settings: defaults < --config FILE < flags < --set key=value.\n"
+        epilog="Settings: defaults (or the data set's bundled preset) < --config FILE < flags < --set key=value.\n"
                "Methods:\n" + "\n".join(f"  {k:18s} {v[0]}" for k, v in METHODS.items()))
     from . import __version__
     p.add_argument("--version", action="version", version=f"llmhni {__version__}")
