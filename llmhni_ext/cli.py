@@ -389,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from . import _log
+    _log.to_stdout()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

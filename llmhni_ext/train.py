@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from . import losses
+from . import _log
 from .checkpoint import clean_stale_tmp, load_checkpoint, save_checkpoint, write_json, write_text
 from .config import RunConfig
 from .evaluate import DEFAULT_KS, edge_set_quality, full_ranking, interactions_csr, merge_csr
@@ -661,7 +662,7 @@ def environment(device: torch.device) -> Dict[str, Any]:
 
 def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: Union[bool, str] = False,
                  cache_dir: Optional[str] = None, dataset=None, signals=None,
-                 handle_sigint: bool = False, log: Callable[[str], None] = print) -> Dict[str, Any]:
+                 handle_sigint: bool = False, log: Callable[[str], None] = _log.info) -> Dict[str, Any]:
     """Everything ``llmhni train`` does: data, signals (LLMHNI), training, results.
 
     ``resume``: True continues from ``out_dir``'s checkpoint and says so when there is none;

@@ -85,3 +85,30 @@ def test_dataloader_workers_draw_different_negatives():
     batches = [b.tolist() for b in loader]
     assert len(batches) == 4
     assert len({tuple(b) for b in batches}) == 4        # no two workers repeat each other
+
+
+def test_library_messages_go_through_logging(tmp_path, capsys, caplog):
+    import logging
+
+    from llmhni_ext.config import RunConfig
+    from llmhni_ext.train import run_training
+    cfg = RunConfig()
+    cfg.data.dataset, cfg.method.name = "synthetic", "bpr"
+    cfg.model.dim, cfg.model.layers, cfg.train.epochs = 8, 1, 1
+    logger = logging.getLogger("llmhni")
+    old = (logger.level, logger.propagate, list(logger.handlers))
+    try:
+        logger.handlers, logger.propagate = [], True
+        with caplog.at_level(logging.INFO, logger="llmhni"):
+            run_training(cfg.validate(), out_dir=str(tmp_path / "a"), resume=True)
+        assert any("no checkpoint" in r.getMessage() for r in caplog.records)
+        assert capsys.readouterr().out == ""                  # nothing printed behind the user's back
+        caplog.clear()
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+        run_training(cfg.validate(), out_dir=str(tmp_path / "b"), resume=True)
+        assert capsys.readouterr().out == "" and not caplog.records
+    finally:
+        logger.setLevel(old[0])
+        logger.propagate = old[1]
+        logger.handlers = old[2]

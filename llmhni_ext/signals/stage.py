@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import _log
 from .config import SignalsConfig, resolve_device
 from .prompts import guess_noun
 
@@ -143,7 +144,7 @@ def interaction_embeddings(ds, dim: int = 64, seed: int = 0) -> Tuple[np.ndarray
 
 
 def text_embeddings(ds, cfg: SignalsConfig, cache_dir: Optional[str], device: str,
-                    log: Callable[[str], None] = print) -> Tuple[np.ndarray, np.ndarray, str]:
+                    log: Callable[[str], None] = _log.info) -> Tuple[np.ndarray, np.ndarray, str]:
     """Raw user and item text embeddings (float32) and the encoder's model id."""
     if cfg.encoder == "interactions":
         ue, ie = interaction_embeddings(ds, dim=cfg.proj_dim, seed=cfg.seed)
@@ -291,7 +292,7 @@ def _cfg_key(cfg: SignalsConfig) -> str:
 
 def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = None, *,
                     backbone_embeddings: BackboneArg = None, cache_dir: Optional[str] = None,
-                    log: Callable[[str], None] = print) -> Signals:
+                    log: Callable[[str], None] = _log.info) -> Signals:
     """Semantic embeddings (raw and aligned) and judged edges for ``dataset``.
 
     ``backbone_embeddings``: a pre-trained backbone's (user, item) embeddings, or a
