@@ -30,7 +30,7 @@ Sampling runs on the device of ``users`` and on the current CUDA stream.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -147,13 +147,58 @@ class NegativeSampler:
         return self._cdf[key]
 
     # -- sampling ----------------------------------------------------------
+    @staticmethod
+    def _table(t: Optional[Tensor], offset: Optional[int], rows: int, name: str) -> Optional[Tensor]:
+        """Rows ``offset .. offset + rows`` of an embedding table (the whole table without an
+        offset: the op then checks its shape), float64 scored as float32."""
+        if t is None:
+            return None
+        if offset is None:
+            return t.float() if t.dtype == torch.float64 else t
+        if t.dim() != 2 or offset < 0 or t.shape[0] < offset + rows:
+            raise ValueError(f"NegativeSampler.sample: {name} must be a 2-D table with at least offset + {rows} = "
+                             f"{offset + rows} rows, got shape {tuple(t.shape)} with offset {offset}")
+        t = t[offset:offset + rows]
+        return t.float() if t.dtype == torch.float64 else t
+
+    def _sample_scored_by(self, score_fn, users, pos_items, num_negatives, num_candidates, offset, return_info,
+                          mode):
+        if mode != "dns":
+            raise ValueError(f"NegativeSampler.sample: score_fn goes with mode 'dns', got {mode!r}")
+        M = 64 if num_candidates is None else int(num_candidates)
+        cand = self.sample(users, pos_items, num_negatives=num_negatives * M, offset=offset, return_info=return_info)
+        cand, info = cand if return_info else (cand, None)
+        cand = cand.reshape(users.shape[0], num_negatives, M)
+        scores = score_fn(torch.as_tensor(users).long(), cand)
+        if not isinstance(scores, Tensor) or scores.shape != cand.shape:
+            raise ValueError(f"NegativeSampler.sample: score_fn must return scores of shape {tuple(cand.shape)}, "
+                             f"got {getattr(scores, 'shape', type(scores))}")
+        best = torch.nan_to_num(scores.float(), nan=float("-inf")).argmax(-1, keepdim=True)
+        neg = cand.gather(-1, best).squeeze(-1)
+        neg = neg.squeeze(1) if num_negatives == 1 else neg
+        if not return_info:
+            return neg
+        return neg, SampleInfo(scores.gather(-1, best).squeeze(-1), info.counts)
+
+
     def sample(self, users: Tensor, pos_items: Optional[Tensor] = None, *, mode: str = "uniform",
                num_negatives: int = 1, num_candidates: Optional[int] = None, user_emb: Optional[Tensor] = None,
                item_emb: Optional[Tensor] = None, user_sem: Optional[Tensor] = None,
                item_sem: Optional[Tensor] = None, top_k: int = 8, sim_threshold: float = 0.9,
                alpha: float = 0.75, candidates: Optional[Tensor] = None, offset: Optional[int] = None,
-               return_info: bool = False):
+               user_offset: Optional[int] = None, item_offset: Optional[int] = None,
+               score_fn: Optional[Callable[[Tensor, Tensor], Tensor]] = None, return_info: bool = False):
         """Negatives for a batch: LongTensor [B] (or [B, num_negatives]) on ``users.device``.
+
+        Embedding tables may be float64 (scored in float32, as the kernels score). Without an
+        offset a table has exactly one row per user (item); with ``user_offset`` /
+        ``item_offset`` it may hold more, and row ``user_offset + u`` of ``user_emb`` /
+        ``user_sem`` and row ``item_offset + i`` of ``item_emb`` / ``item_sem`` are used (a
+        padding row 0 as in RecBole: ``item_offset=1``; one node table of users then items as in
+        PyG: ``user_emb=emb, user_offset=0, item_emb=emb, item_offset=n_users``). Returned ids are the sampler's
+        item ids (``0 .. n_items - 1``). ``score_fn(users [B], items [B, N, M]) -> [B, N, M]``
+        makes mode ``dns`` score candidates with your model instead of dot products (the
+        candidates are drawn like uniform negatives, the highest score wins).
 
         ``pos_items`` (the batch's positives, optional) are validated only (shape; ids on
         the CPU): they are training positives and rejected like every other. ``num_candidates`` defaults to
@@ -166,6 +211,13 @@ class NegativeSampler:
         """
         if mode not in MODES:
             raise ValueError(f"NegativeSampler.sample: mode must be one of {MODES}, got {mode!r}")
+        if score_fn is not None:
+            return self._sample_scored_by(score_fn, users, pos_items, num_negatives, num_candidates, offset,
+                                          return_info, mode)
+        user_emb, user_sem = (self._table(t, user_offset, self.n_users, n) for t, n in
+                              ((user_emb, "user_emb"), (user_sem, "user_sem")))
+        item_emb, item_sem = (self._table(t, item_offset, self.n_items, n) for t, n in
+                              ((item_emb, "item_emb"), (item_sem, "item_sem")))
         if not isinstance(users, Tensor):
             users = torch.as_tensor(users)
         if users.dim() != 1 or users.dtype not in _ID_DTYPES:

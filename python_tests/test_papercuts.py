@@ -112,3 +112,30 @@ def test_library_messages_go_through_logging(tmp_path, capsys, caplog):
         logger.setLevel(old[0])
         logger.propagate = old[1]
         logger.handlers = old[2]
+
+
+def test_sampler_takes_float64_tables_offsets_and_a_scoring_callback():
+    torch.manual_seed(0)
+    u, i = torch.tensor([0, 0, 1]), torch.tensor([1, 2, 0])
+    s = NegativeSampler(u, i, 2, 6, seed=1)
+    eu, ei = torch.randn(2, 4), torch.randn(6, 4)
+    ref = s.sample(torch.tensor([0, 1]), mode="dns", num_candidates=4, user_emb=eu, item_emb=ei, offset=5)
+    got = s.sample(torch.tensor([0, 1]), mode="dns", num_candidates=4, user_emb=eu.double(), item_emb=ei.double(),
+                   offset=5)
+    assert torch.equal(ref, got)
+    node = torch.cat([eu, ei]).double()                      # PyG: one table, users then items
+    got = s.sample(torch.tensor([0, 1]), mode="dns", num_candidates=4, user_emb=node, item_emb=node,
+                   user_offset=0, item_offset=2, offset=5)
+    assert torch.equal(ref, got)
+    padded = torch.cat([torch.zeros(1, 4), ei])               # RecBole: padding row 0
+    got = s.sample(torch.tensor([0, 1]), mode="dns", num_candidates=4, user_emb=eu, item_emb=padded,
+                   item_offset=1, offset=5)
+    assert torch.equal(ref, got)
+    with pytest.raises(ValueError, match="at least offset \\+ 6 = 7 rows"):
+        s.sample(torch.tensor([0]), mode="dns", user_emb=eu, item_emb=ei, item_offset=1)
+    # a callback that prefers the largest item id: it must pick the largest non-positive candidate
+    neg = s.sample(torch.tensor([0, 0, 1]), mode="dns", num_candidates=64, offset=2,
+                   score_fn=lambda users, items: items.float())
+    assert neg.tolist() == [5, 5, 5]                          # 64 draws over at most 5 non-positives
+    with pytest.raises(ValueError, match="score_fn must return scores of shape"):
+        s.sample(torch.tensor([0]), mode="dns", num_candidates=2, score_fn=lambda users, items: items[..., 0])
