@@ -92,6 +92,45 @@ class CSR:
     def degrees(self) -> Tensor:
         return (self.rowptr[1:] - self.rowptr[:-1]).long()
 
+    @classmethod
+    def from_edge_index(cls, edge_index: Tensor, num_nodes: Optional[int] = None, *,
+                        normalize: bool = True) -> "CSR":
+        """The propagation matrix of a PyG-style ``edge_index`` [2, E] (messages flow from
+        ``edge_index[0]`` to ``edge_index[1]``, so row ``i`` gathers its sources).
+
+        ``normalize`` gives ``D^-1/2 A D^-1/2`` as LightGCN's ``LGConv`` (``gcn_norm`` without
+        self loops, in-degrees); otherwise the binary A. Duplicate edges count once. The
+        result is marked symmetric when ``edge_index`` holds both directions of every edge."""
+        if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
+            raise ValueError(f"CSR.from_edge_index: edge_index must be a [2, E] tensor, got "
+                             f"{tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index)}")
+        n = int(edge_index.max()) + 1 if num_nodes is None and edge_index.numel() else int(num_nodes or 0)
+        src, dst = edge_index[0], edge_index[1]
+        a = csr_from_coo(dst, src, n, n)
+        symmetric = bool(torch.equal(*(_sorted_keys(x, y, n) for x, y in ((src, dst), (dst, src)))))
+        if not normalize:
+            return replace(a, symmetric=symmetric)
+        deg = a.degrees().double()
+        dinv = torch.where(deg > 0, deg.rsqrt(), torch.zeros_like(deg))
+        value = (dinv[a.row_ids()] * dinv[a.col.long()]).float()
+        return CSR(a.rowptr, a.col, value, n, n, symmetric=symmetric)
+
+    @classmethod
+    def from_scipy(cls, m) -> "CSR":
+        """From any scipy sparse matrix (summed duplicates, explicit zeros dropped, float32 values)."""
+        import numpy as np
+        import scipy.sparse as sp
+        if not sp.issparse(m):
+            raise ValueError(f"CSR.from_scipy: expected a scipy sparse matrix, got {type(m).__name__}")
+        c = sp.csr_matrix(m)
+        c.sum_duplicates()
+        c.eliminate_zeros()
+        c.sort_indices()
+        n_rows, n_cols = c.shape
+        dt = index_dtype(n_rows + 1, n_cols, c.nnz)
+        return CSR(torch.from_numpy(c.indptr.astype(np.int64)).to(dt), torch.from_numpy(c.indices.astype(np.int64)).to(dt),
+                   torch.from_numpy(c.data.astype(np.float32)), int(n_rows), int(n_cols))
+
     def to_dense(self) -> Tensor:
         """Dense copy, for tests on small graphs only."""
         out = torch.zeros(self.n_rows, self.n_cols, dtype=torch.float64 if self.value is None else self.value.dtype,
@@ -99,6 +138,10 @@ class CSR:
         v = torch.ones(self.nnz, dtype=out.dtype, device=self.device) if self.value is None else self.value
         out.index_put_((self.row_ids(), self.col.long()), v, accumulate=True)
         return out
+
+
+def _sorted_keys(a: Tensor, b: Tensor, n: int) -> Tensor:
+    return torch.unique(a.long() * max(n, 1) + b.long())
 
 
 def index_dtype(*sizes: int) -> torch.dtype:

@@ -94,6 +94,29 @@ class NegativeSampler:
         self._init(csr_from_coo(users.long(), items.long(), n_users, n_items), seed, max_redraws)
 
     @classmethod
+    def from_edge_index(cls, edge_index: Tensor, num_users: int, num_items: Optional[int] = None, *,
+                        node_ids: bool = True, seed: int = 0, max_redraws: int = 64) -> "NegativeSampler":
+        """From a PyG-style bipartite ``edge_index`` [2, E] over ``num_users`` users then the
+        items (item ``j`` is node ``num_users + j``); edges may be stored in one or both
+        directions, user-user and item-item edges are ignored. With ``node_ids`` (default)
+        :meth:`sample` returns node ids (``num_users + j``), else item ids ``j``. Users are
+        node ids either way (users come first)."""
+        if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
+            raise ValueError("NegativeSampler.from_edge_index: edge_index must be a [2, E] tensor")
+        if edge_index.dtype not in _ID_DTYPES:
+            raise ValueError(f"NegativeSampler.from_edge_index: edge_index must be integer, got {edge_index.dtype}")
+        src, dst = edge_index[0].long(), edge_index[1].long()
+        if num_items is None:
+            num_items = (int(edge_index.max()) + 1 - num_users) if edge_index.numel() else 0
+        fwd = (src < num_users) & (dst >= num_users)
+        bwd = (dst < num_users) & (src >= num_users)
+        users = torch.cat([src[fwd], dst[bwd]])
+        items = torch.cat([dst[fwd], src[bwd]]) - num_users
+        self = cls(users, items, num_users, num_items, seed=seed, max_redraws=max_redraws)
+        self.item_id_offset = num_users if node_ids else 0
+        return self
+
+    @classmethod
     def from_csr(cls, csr: CSR, *, seed: int = 0, max_redraws: int = 64) -> "NegativeSampler":
         """From a user -> item :class:`CSR` with sorted, duplicate-free rows."""
         self = cls.__new__(cls)
@@ -117,6 +140,7 @@ class NegativeSampler:
         self.offset = 0
         self.max_redraws = int(max_redraws)
         self._on: Dict[torch.device, Tuple[Tensor, Tensor]] = {}
+        self.item_id_offset = 0        #: added to every returned id (from_edge_index: node ids)
         self._cdf: Dict[Tuple[float, torch.device], Tensor] = {}
 
     # -- state -------------------------------------------------------------
@@ -228,6 +252,8 @@ class NegativeSampler:
         device = users.device
         if pos_items is not None:
             pos_items = torch.as_tensor(pos_items)
+            if self.item_id_offset:
+                pos_items = pos_items - self.item_id_offset          # node ids -> item ids
             if pos_items.shape != users.shape or pos_items.is_floating_point():
                 raise ValueError(f"NegativeSampler.sample: pos_items must be integer of shape {tuple(users.shape)}, "
                                  f"got {pos_items.dtype} of shape {tuple(pos_items.shape)}")
@@ -253,6 +279,8 @@ class NegativeSampler:
             rowptr, col, users, self.n_items, mode, num_negatives, num_candidates, top_k, sim_threshold,
             self.seed, offset, self.max_redraws, candidates, cdf, user_emb, item_emb, user_sem, item_sem,
             False)   # the CSR was checked when this sampler was built (sorted rows, ids in range)
+        if self.item_id_offset:
+            neg = neg + self.item_id_offset
         if num_negatives == 1:
             neg = neg.squeeze(1)
             scores = scores.squeeze(1) if scores.dim() == 2 else scores
