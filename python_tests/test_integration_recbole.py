@@ -21,8 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _atomic(tmp_path, n_users=120, n_items=200, n=4000, seed=0):
     rng = np.random.default_rng(seed)
-    u = rng.integers(1, n_users + 1, n)
-    i = rng.integers(1, n_items + 1, n)
+    pairs = np.unique(np.stack([rng.integers(1, n_users + 1, n), rng.integers(1, n_items + 1, n)], 1), axis=0)
+    rng.shuffle(pairs)
+    u, i = pairs[:, 0], pairs[:, 1]                        # distinct pairs: a split never repeats one
     d = tmp_path / "toy"
     d.mkdir()
     lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
@@ -126,3 +127,30 @@ def test_recbole_example_runs(tmp_path):
     res = mod.run(_config(_atomic(tmp_path)))
     assert 0 <= res["test_result"]["recall@20"] <= 1
     assert sys.modules.get("torch_geometric") is None or True
+
+
+def test_llmhni_evaluation_agrees_with_recboles(toy):
+    """llmhni's full-ranking Recall/NDCG against RecBole's evaluator on the same trained model
+    and split (training items masked; for test also validation items)."""
+    from recbole.trainer import Trainer
+
+    from llmhni_ext.evaluate import full_ranking, interactions_csr, merge_csr
+    config, dataset = toy
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    model = lightgcn_class()(config, train_data.dataset)
+    trainer = Trainer(config, model)
+    trainer.fit(train_data, valid_data, saved=False, show_progress=False)
+    theirs = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
+
+    def pairs(ds):
+        return (torch.as_tensor(np.asarray(ds.inter_feat[ds.uid_field])),
+                torch.as_tensor(np.asarray(ds.inter_feat[ds.iid_field])))
+    nu, ni = int(dataset.user_num), int(dataset.item_num)
+    tr, va, te = (interactions_csr(*pairs(d.dataset), nu, ni) for d in (train_data, valid_data, test_data))
+    pad = interactions_csr(torch.arange(nu), torch.zeros(nu, dtype=torch.long), nu, ni)  # padding item 0
+    model.eval()
+    with torch.no_grad():
+        ue, ie = model.forward()
+    ours = full_ranking(ue, ie, te, merge_csr([tr, va, pad]), (20,), 1024, 4096)
+    assert ours["recall@20"] == pytest.approx(theirs["recall@20"], abs=1e-4)
+    assert ours["ndcg@20"] == pytest.approx(theirs["ndcg@20"], abs=1e-4)
