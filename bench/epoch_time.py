@@ -6,16 +6,14 @@ written the way PyG's LightGCN example and RecBole write it, side by side in one
 Every variant trains the same model (LightGCN, d=64, 3 layers, batch 2048, Adam, BPR with
 one negative per pair, L2 on the batch's ego embeddings) for ``--steps`` steps after two
 warm-up steps; the epoch time is the mean step time times the steps of one epoch
-(ceil(|train| / batch)). Peers, written here (neither library is installed):
+(ceil(|train| / batch)). Peers are the real libraries where installed (``--peers``):
 
-* ``pyg-style``: PyG's ``examples/lightgcn.py`` with ``LGConv``: the symmetric normalisation
-  is recomputed from ``edge_index`` in every layer call (``gcn_norm``), messages are
-  gathered per edge (``x_j * norm``) and scatter-added; negatives ``torch.randint`` (no
-  rejection of positives, as in the example);
-* ``recbole-style``: RecBole's ``LightGCN``: a normalised COO ``torch.sparse`` matrix built
-  once, ``torch.sparse.mm`` per layer, layers stacked and averaged; negatives drawn per
-  batch with NumPy and positives rejected by re-drawing against per-user sets (RecBole's
-  sampler does this in Python/NumPy).
+* PyG: ``torch_geometric.nn.models.LightGCN`` (``LGConv`` layers, its
+  ``recommendation_loss``) with ``torch.randint`` negatives as in PyG's example, and the same
+  model with llmhni's propagation and sampler swapped in (``llmhni_ext.integrations.pyg``);
+* RecBole: ``recbole.model.general_recommender.LightGCN`` with RecBole's own dataloader and
+  sampler, and with llmhni's (``llmhni_ext.integrations.recbole``); RecBole 1.2.1 pins
+  ``numpy<2``, so run this in its own environment (``--skip-ours --peers recbole``).
 
 LLMHNI's signals are stand-ins of the real sizes for timing only (64-d semantic
 embeddings, 5% of training edges judged noisy, 1% of that count added as hard edges):
@@ -47,101 +45,90 @@ from llmhni_ext.train import Trainer  # noqa: E402
 D, LAYERS, BATCH, LR, L2 = 64, 3, 2048, 1e-3, 1e-4
 
 
-# ------------------------------------------------------------------------ peers
+# ------------------------------------------------------------------------ peers (the real libraries)
 
-class PygStyleLightGCN(torch.nn.Module):
-    """LGConv-style: gcn_norm from edge_index every layer, gather + scatter-add messages."""
-
-    def __init__(self, n_users, n_items, users, items):
-        super().__init__()
-        self.n_users, self.n = n_users, n_users + n_items
-        g = torch.Generator().manual_seed(0)
-        self.emb = torch.nn.Parameter(torch.randn(self.n, D, generator=g) * 0.1)
-        u, i = users.long(), items.long() + n_users
-        self.edge_index = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
-
-    def lgconv(self, x):
-        row, col = self.edge_index
-        deg = torch.zeros(self.n, dtype=x.dtype).scatter_add_(0, col, torch.ones(col.numel(), dtype=x.dtype))
-        dinv = deg.pow(-0.5)
-        dinv[dinv == float("inf")] = 0
-        norm = dinv[row] * dinv[col]
-        msg = x.index_select(0, row) * norm.unsqueeze(1)
-        return torch.zeros_like(x).index_add_(0, col, msg)
-
-    def forward(self):
-        x, out = self.emb, self.emb / (LAYERS + 1)
-        for _ in range(LAYERS):
-            x = self.lgconv(x)
-            out = out + x / (LAYERS + 1)
-        return out
-
-    def sample(self, users, items, gen):
-        return torch.randint(0, self.n - self.n_users, (users.numel(),), generator=gen)
+def _edge_index(ds):
+    u, i = ds.train.users.long(), ds.train.items.long() + ds.n_users
+    return torch.stack([torch.cat([u, i]), torch.cat([i, u])])
 
 
-class RecBoleStyleLightGCN(torch.nn.Module):
-    """RecBole-style: torch.sparse.mm on a COO normalised adjacency, layers stacked and averaged."""
+def time_pyg(ds, steps, with_llmhni: bool):
+    """PyG's own LightGCN (``LGConv`` layers, ``recommendation_loss``) with ``torch.randint``
+    negatives as in PyG's example, or with llmhni's propagation and sampler swapped in."""
+    from torch_geometric.nn.models import LightGCN
 
-    def __init__(self, n_users, n_items, users, items):
-        super().__init__()
-        self.n_users, self.n_items, self.n = n_users, n_items, n_users + n_items
-        g = torch.Generator().manual_seed(0)
-        self.emb = torch.nn.Parameter(torch.randn(self.n, D, generator=g) * 0.1)
-        u, i = users.numpy(), items.numpy() + n_users
-        row, col = np.concatenate([u, i]), np.concatenate([i, u])
-        deg = np.bincount(row, minlength=self.n).astype(np.float32) + 1e-7
-        val = np.power(deg[row], -0.5) * np.power(deg[col], -0.5)
-        self.adj = torch.sparse_coo_tensor(torch.from_numpy(np.stack([row, col])), torch.from_numpy(val),
-                                           (self.n, self.n)).coalesce()
-        self.pos_sets = [set() for _ in range(n_users)]
-        for a, b in zip(users.tolist(), items.tolist()):
-            self.pos_sets[a].add(b)
-        self.rng = np.random.default_rng(0)
-
-    def forward(self):
-        x, layers = self.emb, [self.emb]
-        for _ in range(LAYERS):
-            x = torch.sparse.mm(self.adj, x)
-            layers.append(x)
-        return torch.stack(layers, dim=1).mean(dim=1)
-
-    def sample(self, users, items, gen):
-        us = users.numpy()
-        neg = self.rng.integers(0, self.n_items, us.size)
-        bad = np.array([neg[k] in self.pos_sets[us[k]] for k in range(us.size)])
-        while bad.any():
-            idx = np.nonzero(bad)[0]
-            neg[idx] = self.rng.integers(0, self.n_items, idx.size)
-            bad[idx] = np.array([neg[k] in self.pos_sets[us[k]] for k in idx])
-        return torch.from_numpy(neg)
-
-
-def peer_step(model, opt, users, items, gen):
-    neg = model.sample(users, items, gen)
-    z = model()
-    nu = model.n_users
-    zu, zp, zn = z[users], z[nu + items], z[nu + neg]
-    loss = -F.logsigmoid((zu * zp).sum(-1) - (zu * zn).sum(-1)).mean()
-    e = model.emb
-    reg = (e[users].pow(2).sum() + e[nu + items].pow(2).sum() + e[nu + neg].pow(2).sum()) / (2 * users.numel())
-    loss = loss + L2 * reg
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-
-
-def time_peer(cls, ds, steps):
-    tu, ti = ds.train.users, ds.train.items
-    model = cls(ds.n_users, ds.n_items, tu, ti)
+    from llmhni_ext.integrations.pyg import NegativeSampler, use_llmhni_propagation
+    nu, ni = ds.n_users, ds.n_items
+    edge_index = _edge_index(ds)
+    torch.manual_seed(0)
+    model = LightGCN(nu + ni, D, LAYERS)
+    sampler = None
+    if with_llmhni:
+        use_llmhni_propagation(model)
+        sampler = NegativeSampler.from_edge_index(edge_index, nu, ni)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     gen = torch.Generator().manual_seed(0)
+    tu, ti = ds.train.users.long(), ds.train.items.long() + nu
     perm = torch.randperm(tu.numel(), generator=gen)
     times = []
     for s in range(steps + 2):
         idx = perm[s * BATCH: (s + 1) * BATCH]
         t0 = time.perf_counter()
-        peer_step(model, opt, tu[idx], ti[idx], gen)
+        u, pos = tu[idx], ti[idx]
+        neg = sampler.sample(u) if sampler is not None else torch.randint(nu, nu + ni, u.shape, generator=gen)
+        label = torch.stack([torch.cat([u, u]), torch.cat([pos, neg])])
+        pos_rank, neg_rank = model(edge_index, label).chunk(2)
+        loss = model.recommendation_loss(pos_rank, neg_rank, node_id=label.unique(), lambda_reg=L2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if s >= 2:
+            times.append(time.perf_counter() - t0)
+    return float(np.mean(times))
+
+
+def time_recbole(ds, steps, with_llmhni: bool, workdir: str):
+    """RecBole's own LightGCN, dataloader and sampler (a RecBole atomic file of the training
+    pairs), or with llmhni's data_preparation and lightgcn_class() swapped in. One step is
+    one batch of RecBole's training dataloader, its construction included."""
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    from recbole.config import Config
+    from recbole.data import create_dataset
+    from recbole.data import data_preparation as recbole_preparation
+    from recbole.model.general_recommender import LightGCN
+
+    from llmhni_ext.integrations.recbole import data_preparation, lightgcn_class
+    name = "bench"
+    folder = os.path.join(workdir, name)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}.inter")
+    if not os.path.isfile(path):
+        with open(path, "w") as f:
+            f.write("user_id:token\titem_id:token\n")
+            f.writelines(f"{u}\t{i}\n" for u, i in zip(ds.train.users.tolist(), ds.train.items.tolist()))
+    config = Config(model="LightGCN", dataset=name, config_dict={
+        "data_path": workdir, "use_gpu": False, "show_progress": False, "state": "ERROR", "seed": 0,
+        "embedding_size": D, "n_layers": LAYERS, "reg_weight": L2, "learning_rate": LR, "train_batch_size": BATCH,
+        "eval_args": {"split": {"RS": [0.98, 0.01, 0.01]}, "order": "RO", "group_by": "user", "mode": "full"},
+        "load_col": {"inter": ["user_id", "item_id"]}})
+    dataset = create_dataset(config)
+    prep, cls = (data_preparation, lightgcn_class()) if with_llmhni else (recbole_preparation, LightGCN)
+    train_data, _, _ = prep(config, dataset)
+    torch.manual_seed(0)
+    model = cls(config, train_data.dataset)
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    times, it = [], iter(train_data)
+    for s in range(steps + 2):
+        t0 = time.perf_counter()
+        try:
+            batch = next(it)
+        except StopIteration:
+            it = iter(train_data)
+            batch = next(it)
+        loss = model.calculate_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
         if s >= 2:
             times.append(time.perf_counter() - t0)
     return float(np.mean(times))
@@ -205,7 +192,9 @@ def main(argv=None):
     ap.add_argument("--dataset", default="ml-1m")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--peers", default="pyg,recbole", help="real libraries to time beside llmhni (comma list; "
+                    "a library that is not installed is reported as such)")
+    ap.add_argument("--skip-ours", action="store_true", help="only the peers (e.g. in RecBole's environment)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     ds = load_dataset(args.dataset, args.data_root)
@@ -217,22 +206,44 @@ def main(argv=None):
     rows = []
     t_bpr, n_steps = time_ours("bpr", ds, args.steps)
     rows.append(("llmhni_ext LightGCN (bpr)", t_bpr))
-    preset = preset_method_settings(args.dataset)
-    rows.append((f"llmhni_ext LLMHNI (preset: {_fmt(preset)})",
-                 time_ours("llmhni", ds, args.steps, signals=sig, **preset)[0]))
-    every = {**preset, "aux_every": 1, "aux_max_nodes": 0}
-    rows.append((f"llmhni_ext LLMHNI, aux terms every step ({_fmt(every)})",
-                 time_ours("llmhni", ds, args.steps, signals=sig, **every)[0]))
-    rows.append(("llmhni_ext LLMHNI w/o L_hal (preset)",
-                 time_ours("llmhni-wo-hal", ds, args.steps, signals=sig, **preset)[0]))
-    rows.append(("llmhni_ext SGL", time_ours("sgl", ds, args.steps)[0]))
-    if not args.skip_peers:
-        rows.append(("pyg-style LightGCN", time_peer(PygStyleLightGCN, ds, args.steps)))
-        rows.append(("recbole-style LightGCN", time_peer(RecBoleStyleLightGCN, ds, args.steps)))
+    if not args.skip_ours:
+        preset = preset_method_settings(args.dataset)
+        rows.append((f"llmhni_ext LLMHNI (preset: {_fmt(preset)})",
+                     time_ours("llmhni", ds, args.steps, signals=sig, **preset)[0]))
+        every = {**preset, "aux_every": 1, "aux_max_nodes": 0}
+        rows.append((f"llmhni_ext LLMHNI, aux terms every step ({_fmt(every)})",
+                     time_ours("llmhni", ds, args.steps, signals=sig, **every)[0]))
+        rows.append(("llmhni_ext LLMHNI w/o L_hal (preset)",
+                     time_ours("llmhni-wo-hal", ds, args.steps, signals=sig, **preset)[0]))
+        rows.append(("llmhni_ext SGL", time_ours("sgl", ds, args.steps)[0]))
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    missing = []
+    if "pyg" in peers:
+        try:
+            import torch_geometric
+            v = torch_geometric.__version__
+            rows.append((f"PyG {v} LightGCN (LGConv, randint negatives)", time_pyg(ds, args.steps, False)))
+            rows.append((f"PyG {v} LightGCN + llmhni propagation and sampler", time_pyg(ds, args.steps, True)))
+        except ImportError:
+            missing.append("torch_geometric")
+    if "recbole" in peers:
+        try:
+            import recbole
+            import tempfile
+            with tempfile.TemporaryDirectory() as work:
+                v = recbole.__version__
+                rows.append((f"RecBole {v} LightGCN (its dataloader and sampler)",
+                             time_recbole(ds, args.steps, False, work)))
+                rows.append((f"RecBole {v} LightGCN + llmhni sampler and propagation",
+                             time_recbole(ds, args.steps, True, work)))
+        except ImportError:
+            missing.append("recbole")
     print(f"\n| variant | ms/step | s/epoch ({n_steps} steps) | x plain LightGCN (ours) |")
     print("|---|---|---|---|")
     for name, t in rows:
         print(f"| {name} | {t * 1e3:.1f} | {t * n_steps:.1f} | {t / t_bpr:.2f} |")
+    if missing:
+        print(f"\nnot installed here, so not timed: {', '.join(missing)}")
 
 
 if __name__ == "__main__":
