@@ -154,3 +154,22 @@ def test_llmhni_evaluation_agrees_with_recboles(toy):
     ours = full_ranking(ue, ie, te, merge_csr([tr, va, pad]), (20,), 1024, 4096)
     assert ours["recall@20"] == pytest.approx(theirs["recall@20"], abs=1e-4)
     assert ours["ndcg@20"] == pytest.approx(theirs["ndcg@20"], abs=1e-4)
+
+
+def test_llmhni_mode_uses_the_model_and_the_semantic_tables(toy):
+    config, dataset = toy
+    train_data, _, _ = data_preparation(config, dataset, mode="llmhni")
+    model = lightgcn_class()(config, train_data.dataset)
+    s = train_data.sampler_of_llmhni
+    s.attach_model(model)
+    users = np.arange(1, 40)
+    with pytest.raises(ValueError, match="needs set_semantics"):
+        s.sample_by_user_ids(users, None, 2)
+    g = torch.Generator().manual_seed(0)
+    s.set_semantics(torch.randn(s.user_num, 8, generator=g), torch.randn(s.item_num, 8, generator=g))
+    neg = s.sample_by_user_ids(users, None, 2)
+    pos = _positives(train_data.dataset)
+    assert neg.shape == (2 * len(users),)
+    assert all(int(n) != 0 and (int(u), int(n)) not in pos for u, n in zip(np.tile(users, 2), neg))
+    batch = next(iter(train_data))                           # RecBole's dataloader drives it as well
+    assert len(batch[train_data.neg_item_id]) == len(batch[train_data.uid_field])
