@@ -26,7 +26,6 @@ that is a multiple of ``aux_every`` so that the mean covers whole cycles.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -52,6 +51,21 @@ def _edge_index(ds):
     return torch.stack([torch.cat([u, i]), torch.cat([i, u])])
 
 
+def _time_loop(steps, opt, loss_of_step):
+    """Mean seconds of one optimiser step (``loss_of_step(s)``, backward, step) over ``steps``
+    steps after two warm-up steps."""
+    times = []
+    for s in range(steps + 2):
+        t0 = time.perf_counter()
+        loss = loss_of_step(s)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if s >= 2:
+            times.append(time.perf_counter() - t0)
+    return float(np.mean(times))
+
+
 def time_pyg(ds, steps, with_llmhni: bool):
     """PyG's own LightGCN (``LGConv`` layers, ``recommendation_loss``) with ``torch.randint``
     negatives as in PyG's example, or with llmhni's propagation and sampler swapped in."""
@@ -70,21 +84,16 @@ def time_pyg(ds, steps, with_llmhni: bool):
     gen = torch.Generator().manual_seed(0)
     tu, ti = ds.train.users.long(), ds.train.items.long() + nu
     perm = torch.randperm(tu.numel(), generator=gen)
-    times = []
-    for s in range(steps + 2):
+
+    def loss_of_step(s):
         idx = perm[s * BATCH: (s + 1) * BATCH]
-        t0 = time.perf_counter()
         u, pos = tu[idx], ti[idx]
         neg = sampler.sample(u) if sampler is not None else torch.randint(nu, nu + ni, u.shape, generator=gen)
         label = torch.stack([torch.cat([u, u]), torch.cat([pos, neg])])
         pos_rank, neg_rank = model(edge_index, label).chunk(2)
-        loss = model.recommendation_loss(pos_rank, neg_rank, node_id=label.unique(), lambda_reg=L2)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if s >= 2:
-            times.append(time.perf_counter() - t0)
-    return float(np.mean(times))
+        return model.recommendation_loss(pos_rank, neg_rank, node_id=label.unique(), lambda_reg=L2)
+
+    return _time_loop(steps, opt, loss_of_step)
 
 
 def time_recbole(ds, steps, with_llmhni: bool, workdir: str):
@@ -117,21 +126,17 @@ def time_recbole(ds, steps, with_llmhni: bool, workdir: str):
     torch.manual_seed(0)
     model = cls(config, train_data.dataset)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
-    times, it = [], iter(train_data)
-    for s in range(steps + 2):
-        t0 = time.perf_counter()
+    state = {"it": iter(train_data)}
+
+    def loss_of_step(_s):
         try:
-            batch = next(it)
+            batch = next(state["it"])
         except StopIteration:
-            it = iter(train_data)
-            batch = next(it)
-        loss = model.calculate_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if s >= 2:
-            times.append(time.perf_counter() - t0)
-    return float(np.mean(times))
+            state["it"] = iter(train_data)
+            batch = next(state["it"])
+        return model.calculate_loss(batch)
+
+    return _time_loop(steps, opt, loss_of_step)
 
 
 # ------------------------------------------------------------------------ ours
