@@ -264,7 +264,9 @@ class Trainer:
                                               seed=cfg.train.seed, ngcf_dropout=m.ngcf_dropout).to(dev)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
         from .sampling import NegativeSampler
-        self.sampler = NegativeSampler(tu.to(dev), ti.to(dev), n_users, n_items,
+        # negatives avoid the positives of the graph L_rec trains on (G' when it predicts on G':
+        # an edge G' adds must never come back as a negative)
+        self.sampler = NegativeSampler(self.pos_users, self.pos_items, n_users, n_items,
                                        seed=derive_seed(cfg.train.seed, 1))
         self._sample_counts: Optional[Tensor] = None  # rejected, exhausted, filtered, fallbacks
         # progress of the run (all in the checkpoint)

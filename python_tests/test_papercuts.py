@@ -139,3 +139,29 @@ def test_sampler_takes_float64_tables_offsets_and_a_scoring_callback():
     assert neg.tolist() == [5, 5, 5]                          # 64 draws over at most 5 non-positives
     with pytest.raises(ValueError, match="score_fn must return scores of shape"):
         s.sample(torch.tensor([0]), mode="dns", num_candidates=2, score_fn=lambda users, items: items[..., 0])
+
+
+def test_negatives_avoid_the_edges_the_denoised_graph_adds():
+    """An edge that G' adds is a positive of the graph L_rec trains on: never a negative."""
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from llmhni_ext.config import RunConfig
+    from llmhni_ext.data import make_world
+    from llmhni_ext.train import Trainer
+    ds, _ = make_world(n_users=40, n_items=60, seed=0)
+    g = torch.Generator().manual_seed(0)
+    train = set(zip(ds.train.users.tolist(), ds.train.items.tolist()))
+    hard = [(u, i) for u in range(40) for i in range(60) if (u, i) not in train][:200:7]
+    hu, hi = torch.tensor([h[0] for h in hard]), torch.tensor([h[1] for h in hard])
+    sig = SimpleNamespace(user_sem=F.normalize(torch.randn(40, 8, generator=g), dim=1),
+                          item_sem=F.normalize(torch.randn(60, 8, generator=g), dim=1), user_raw=None,
+                          item_raw=None, noisy_edges=torch.zeros(2, 0, dtype=torch.long),
+                          hard_edges=torch.stack([hu, hi]), summary={})
+    cfg = RunConfig()
+    cfg.method.name, cfg.model.dim, cfg.model.layers, cfg.train.progress = "llmhni", 8, 1, False
+    tr = Trainer(cfg.validate(), ds, signals=sig)
+    assert tr.adj_pred is tr.adj_gp
+    neg = tr.sampler.sample(hu.repeat(50), mode="uniform")
+    assert not any((int(u), int(n)) in set(hard) for u, n in zip(hu.repeat(50), neg))

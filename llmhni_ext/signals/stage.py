@@ -71,6 +71,10 @@ class Signals:
 
 # ----------------------------------------------------------------------------- helpers
 
+#: texts per embedding-cache shard (and per call of the encoder, which batches by encoder_batch)
+_CACHE_SHARD = 256
+
+
 def _plain(x: Any) -> Any:
     """Tensors, Python numbers, strings and containers only, so that the file loads with
     ``torch.load(weights_only=True)`` (NumPy arrays become tensors, NumPy scalars numbers)."""
@@ -182,7 +186,9 @@ def text_embeddings(ds, cfg: SignalsConfig, cache_dir: Optional[str], device: st
     if cfg.progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(set(texts)), desc=f"encode ({enc.model_id.split('@')[0]})", unit="text", leave=False)
-    emb = cache.encode(texts, enc.encode, batch=max(cfg.encoder_batch, 256), progress=bar.update if bar else None)
+    # texts go to the cache in shards of _CACHE_SHARD; the encoder runs its model on
+    # cfg.encoder_batch texts at a time within each (make_encoder passes it on)
+    emb = cache.encode(texts, enc.encode, batch=_CACHE_SHARD, progress=bar.update if bar else None)
     if bar is not None:
         bar.close()
     return emb[:ds.n_users], emb[ds.n_users:], enc.model_id
