@@ -196,3 +196,27 @@ def test_readable_titles_and_module_cli(capsys):
     assert "The Full Monty (1997)" in ds.item_fields["title"]
     assert main(["summary", "--dataset", "ml-100k", "--noise", "natural"]) == 0
     assert "noise=natural" in capsys.readouterr().out
+
+
+AMAZON = ROOT / "rlmrec-amazon-book"
+
+
+@pytest.mark.skipif(not (AMAZON / "trn_mat.pkl").is_file(), reason="needs ../shared/data/rlmrec-amazon-book")
+def test_amazon_book_loads_by_name_with_profiles_and_raw_ids(tmp_path, monkeypatch):
+    import shutil
+
+    from llmhni_ext.data import DataError
+    monkeypatch.setenv("LLMHNI_CACHE_DIR", str(tmp_path / "cache"))
+    ds = load_dataset("amazon-book", str(ROOT))
+    assert (ds.n_users, ds.n_items) == (11000, 9332)
+    assert (len(ds.train), len(ds.valid), len(ds.test)) == (120464, 40290, 40106)
+    assert ds.user_raw_ids[0] == "A2PDSDPBAO255U" and ds.item_raw_ids[164] == "0345803493"
+    assert ds.user_text[0].startswith("This user enjoys reading") and all(ds.item_text)
+    root = tmp_path / "root"
+    shutil.copytree(AMAZON, root / "rlmrec-amazon-book")
+    prof = root / "rlmrec-amazon-book" / "amazon_item_profiles.csv"
+    data = prof.read_bytes()
+    prof.write_bytes(data[: data.rindex(b"\n", 0, len(data) // 2) + 1])      # half the profiles, parses fine
+    with pytest.raises(DataError, match="amazon_item_profiles.csv.*does not match the published"):
+        load_dataset("amazon-book", str(root))
+    assert load_dataset("amazon-book", str(root), verify=False).meta["cleanup"]["items_without_profile"] > 0

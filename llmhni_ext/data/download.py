@@ -62,6 +62,15 @@ ML100K_SHA256: Dict[str, str] = {
     "ub.test": "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da",
 }
 
+#: sha256 of RLMRec's Amazon-book files (shared/data/README.md); read from a data root, never downloaded
+AMAZON_BOOK_SHA256: Dict[str, str] = {
+    "trn_mat.pkl": "535cc15f915858a64249e3a893cceac9efe8e6f1ce17c08879a3c099c510b309",
+    "val_mat.pkl": "90cd52a011f9b31081461a010e9bccb98d12a1dd7a7760085facbc7d1a2c46c3",
+    "tst_mat.pkl": "c279ce551d32536ed90d916212bc0b891ce4c189ea7cfa5e4051e0dbfc728d17",
+    "amazon_user_profiles.csv": "1fb7c7c6c5047875e248ac9748d7f14d24ea80bb36cb927300c94dc7c2223c5c",
+    "amazon_item_profiles.csv": "1c5b6b121b236f5c0dd35fbb342208160c6bf580faea9e2bea91ddfc04689b8a",
+}
+
 #: profile file -> (path in the source repository, sha256)
 PROFILE_FILES: Dict[str, tuple] = {
     "movies_enriched_dataset_100k.csv": ("Dataset/100k/movies_enriched_dataset_100k.csv",

@@ -7,7 +7,7 @@ from typing import Optional
 from .dataset import Dataset
 from .root import resolve_data_root
 
-DATASETS = ("ml-100k", "ml-1m", "lastfm", "lastfm-hetrec", "synthetic")
+DATASETS = ("ml-100k", "ml-1m", "lastfm", "lastfm-hetrec", "amazon-book", "synthetic")
 
 
 def load_dataset(name: str, data_root: Optional[str] = None, *, split=None, noise="none", seed: int = 0,
@@ -47,6 +47,20 @@ def _load_clean(name: str, data_root, *, split, seed: int, **options) -> Dataset
         if split is not None:
             raise ValueError(f"{key} comes with a fixed split; split={split!r} is not supported")
         return load_lightgcn_dir(folder, name=key, noise=noise, seed=seed, **options)
+    if key == "amazon-book":
+        from . import download as dl
+        from .rlmrec import load_rlmrec_dir
+        folder = resolve_data_root(data_root) / "rlmrec-amazon-book"
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} not found: amazon-book (RLMRec's split with its profiles) is read from "
+                                    f"<data root>/rlmrec-amazon-book/; set --data-root or LLMHNI_DATA_ROOT")
+        if split is not None:
+            raise ValueError(f"{key} comes with a fixed split; split={split!r} is not supported")
+        verify = options.pop("verify", True)
+        ds = load_rlmrec_dir(folder, name=key, noise=noise, seed=seed, **options)
+        if verify:        # after parsing: a truncated or altered copy of the published files is refused
+            dl.verify_known(folder, list(dl.AMAZON_BOOK_SHA256), dl.AMAZON_BOOK_SHA256)
+        return ds
     if key == "lastfm-hetrec":
         from .lastfm import load_lastfm_hetrec
         if split is not None:

@@ -167,9 +167,39 @@ def _emb(path: Path, n: int, trusted: bool) -> Optional[np.ndarray]:
     return a.astype(np.float32, copy=False)
 
 
+def _csv_texts(path: Path, n: int, id_col: str, cleanup: Dict[str, int], tag: str):
+    """(texts, raw ids) from a profile CSV ``<id_col>_int,<id_col>_raw,profile_text``."""
+    from .parsing import read_csv_records
+    head, records = read_csv_records(path)
+    need = (f"{id_col}_int", f"{id_col}_raw", "profile_text")
+    if any(c not in head for c in need):
+        raise DataError(path, f"expected the columns {', '.join(need)}, found {', '.join(head)}", 1)
+    ki, kr, kt = (head.index(c) for c in need)
+    texts, raw = [""] * n, [None] * n
+    unknown = 0
+    for line, rec in records:
+        if len(rec) != len(head):
+            raise DataError(path, f"expected {len(head)} fields, found {len(rec)}", line)
+        tok = rec[ki].strip()
+        if not tok.isascii() or not tok.isdigit():
+            raise DataError(path, f"{need[0]} is not an integer: {rec[ki]!r}", line)
+        idx = int(tok)
+        if idx >= n:
+            unknown += 1
+            continue
+        texts[idx] = " ".join(rec[kt].split())
+        raw[idx] = rec[kr].strip()
+    cleanup[f"{tag}_profiles_unknown_index"] = unknown
+    cleanup[f"{tag}_without_profile"] = sum(1 for t in texts if not t)
+    return texts, raw
+
+
 def load_rlmrec_dir(path, *, noise="none", seed: int = 0, trusted: bool = False,
                     name: Optional[str] = None) -> Dataset:
-    """Load an RLMRec data folder (see the module docstring). ``val_mat.pkl`` is optional."""
+    """Load an RLMRec data folder (see the module docstring). ``val_mat.pkl`` is optional.
+    Profiles may also come as CSVs ``*_user_profiles.csv`` / ``*_item_profiles.csv`` with the
+    columns ``user_id_int,user_id_raw,profile_text`` (``item_...`` for items), as in the
+    shared Amazon-book folder; their raw ids become the data set's raw ids."""
     folder = Path(path)
     for f in ("trn_mat.pkl", "tst_mat.pkl"):
         if not (folder / f).is_file():
@@ -196,10 +226,21 @@ def load_rlmrec_dir(path, *, noise="none", seed: int = 0, trusted: bool = False,
     cleanup["valid_rows_in_train_dropped"] = k1
     cleanup["test_rows_in_train_dropped"] = k2
     cleanup["users_without_train_rows"] = int((np.bincount(train.users.numpy(), minlength=n_users) == 0).sum())
+    user_text = _texts(folder / "usr_prf.pkl", n_users, trusted, cleanup, "users")
+    item_text = _texts(folder / "itm_prf.pkl", n_items, trusted, cleanup, "items")
+    user_raw, item_raw = list(range(n_users)), list(range(n_items))
+    for kind, n in (("user", n_users), ("item", n_items)):
+        csvs = sorted(folder.glob(f"*_{kind}_profiles.csv"))
+        if (user_text if kind == "user" else item_text) is None and csvs:
+            texts, raw = _csv_texts(csvs[0], n, f"{kind}_id", cleanup, kind + "s")
+            ids = [r if r is not None else k for k, r in enumerate(raw)]
+            if kind == "user":
+                user_text, user_raw = texts, ids
+            else:
+                item_text, item_raw = texts, ids
     ds = Dataset(name=name or folder.name, n_users=n_users, n_items=n_items, train=train, valid=valid, test=test,
-                 user_text=_texts(folder / "usr_prf.pkl", n_users, trusted, cleanup, "users"),
-                 item_text=_texts(folder / "itm_prf.pkl", n_items, trusted, cleanup, "items"),
-                 user_raw_ids=list(range(n_users)), item_raw_ids=list(range(n_items)),
+                 user_text=user_text, item_text=item_text,
+                 user_raw_ids=user_raw, item_raw_ids=item_raw,
                  user_text_emb=_emb(folder / "usr_emb_np.pkl", n_users, trusted),
                  item_text_emb=_emb(folder / "itm_emb_np.pkl", n_items, trusted),
                  meta={"source": str(folder), "format": "rlmrec", "cleanup": cleanup, "noise": "none"})
