@@ -65,7 +65,7 @@ def _add_run_options(p: argparse.ArgumentParser, multi: bool = False) -> None:
     g.add_argument("--config", metavar="FILE", help="YAML run file (sections data, model, train, method, signals); "
                    "bundled presets: " + ", ".join(_presets()) + " (a data set's own preset is used by default; "
                    "'defaults' for the built-in defaults)")
-    g.add_argument("--dataset", help="ml-100k | ml-1m | lastfm | synthetic | a path the data loader accepts")
+    g.add_argument("--dataset", help="ml-100k | ml-1m | lastfm | amazon-book | synthetic | a path the data loader accepts")
     g.add_argument("--data-root", help="folder holding the data sets (default: $LLMHNI_DATA_ROOT or the loader's)")
     g.add_argument("--backbone", choices=C.BACKBONES, help="recommender backbone")
     if not multi:
