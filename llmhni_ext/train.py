@@ -117,10 +117,14 @@ def signals_for(cfg: RunConfig, ds, cache_dir: Optional[str], progress: bool = T
     """The signals stage's output for LLMHNI runs (semantic embeddings, judged edges)."""
     from . import signals as S
     scfg = S.SignalsConfig(**{**cfg.signals, "progress": bool(progress and cfg.signals.get("progress", True))})
-    # the backbone's seed is the data seed, so every training seed shares one set of signals
-    fn = lambda d: pretrain_backbone(d, seed=cfg.data.noise_seed, cache_dir=cache_dir,  # noqa: E731
-                                     device=cfg.train.device, progress=progress)
-    return S.prepare_signals(ds, scfg, backbone_embeddings=fn, cache_dir=cache_dir)
+    # The backbone that proposes the suspicious pairs is trained here, before the signals stage
+    # (which then needs nothing from the trainer). Its seed is the data seed, so every
+    # training seed shares one set of signals; it is cached on disk.
+    bb = None
+    if scfg.judge != "none":
+        bb = pretrain_backbone(ds, seed=cfg.data.noise_seed, cache_dir=cache_dir, device=cfg.train.device,
+                               progress=progress)
+    return S.prepare_signals(ds, scfg, backbone_embeddings=bb, cache_dir=cache_dir)
 
 
 def _train_hash(ds) -> str:

@@ -8,6 +8,7 @@ cache) and the stage that ties them together.
 Heavy dependencies (sentence-transformers, transformers) load only when used.
 """
 from .config import SignalsConfig
-from .stage import Signals, format_summary, prepare_signals
+from .stage import Signals, prepare_signals
+from .summary import format_summary
 
 __all__ = ["SignalsConfig", "Signals", "prepare_signals", "format_summary"]

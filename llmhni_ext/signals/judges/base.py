@@ -104,6 +104,54 @@ class Judge:
     def key(self, inputs: JudgeInputs, user: int, item: int, perspective: str):
         return (str(inputs.dataset), int(user), int(item), perspective, self.name, self.cache_version(inputs))
 
+    def labels(self, tasks: Sequence[UserTask], inputs: JudgeInputs, cache, *, high_margin: float = 0.5,
+               low_margin: float = 1.5) -> Tuple[Dict[Tuple[int, int, str], str], Dict[str, float]]:
+        """(user, item, perspective) -> High/Mid/Low/unknown of every judged candidate, and
+        what the labelling used (thresholds). A label judge recorded its labels already."""
+        out: Dict[Tuple[int, int, str], str] = {}
+        for t in tasks:
+            for i in t.items:
+                for p in ("user", "item"):
+                    r = cache.get(self.key(inputs, t.user, i, p))
+                    if r is not None:
+                        out[(t.user, i, p)] = r.get("label", "unknown")
+        return out, {}
+
+
+class ScoreJudge(Judge):
+    """A judge that records scores: :meth:`labels` calibrates them on each user's own
+    positives (:func:`calibrated_labels`); with ``uses_baseline`` a candidate's score is
+    taken relative to its context-free baseline (user -1)."""
+    kind = "score"
+    uses_baseline = False
+
+    def labels(self, tasks: Sequence[UserTask], inputs: JudgeInputs, cache, *, high_margin: float = 0.5,
+               low_margin: float = 1.5) -> Tuple[Dict[Tuple[int, int, str], str], Dict[str, float]]:
+        def val(u, i, p):
+            r = cache.get(self.key(inputs, u, i, p))
+            if r is None or r.get("score") is None:
+                return None
+            s = float(r["score"])
+            if self.uses_baseline:
+                b = cache.get(self.key(inputs, -1, i, p))
+                if b is None or b.get("score") is None:
+                    return None
+                s -= float(b["score"])
+            return s
+
+        cand: Dict[Tuple[int, int, str], float] = {}
+        calib: Dict[Tuple[int, str], List[float]] = {}
+        for t in tasks:
+            for i in t.items:
+                for p in ("user", "item"):
+                    v = val(t.user, i, p)
+                    if v is not None:
+                        cand[(t.user, i, p)] = v
+            for p, js in (("user", t.context), ("item", t.context[1:])):
+                vs = [val(t.user, j, p) for j in js]
+                calib[(t.user, p)] = [v for v in vs if v is not None]
+        return calibrated_labels(cand, calib, high_margin, low_margin)
+
 
 def calibrated_labels(cand: Dict[Tuple[int, int, str], float], calib: Dict[Tuple[int, str], List[float]],
                       high_margin: float = 0.5, low_margin: float = 1.5) -> Tuple[Dict[Tuple[int, int, str], str], Dict[str, float]]:

@@ -12,10 +12,10 @@ from typing import Dict, Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import Judge, JudgeInputs, UserTask
+from .base import JudgeInputs, ScoreJudge, UserTask
 
 
-class EmbeddingJudge(Judge):
+class EmbeddingJudge(ScoreJudge):
     kind = "score"
     proxy = True
     depends_on = "vectors"     # the verdicts are functions of the vectors alone

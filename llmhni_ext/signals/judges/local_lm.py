@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .base import Judge, JudgeInputs, UserTask
+from .base import JudgeInputs, ScoreJudge, UserTask
 
 LM_VERSION = "pmi-v1"
 
@@ -264,7 +264,7 @@ class LikelihoodScorer:
         return res, span_lp
 
 
-class LocalLMJudge(Judge):
+class LocalLMJudge(ScoreJudge):
     kind = "score"
     uses_baseline = True
 
