@@ -6,29 +6,29 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import secrets
 from typing import Any, Callable, Dict
 
 import torch
 
 
-def _umask() -> int:
-    old = os.umask(0)
-    os.umask(old)
-    return old
-
-
-_MODE = 0o666 & ~_umask()     # what open() would give: mkstemp's 0600 made the outputs unreadable to others
 _TMP = ".tmp-"
 
 
 def _atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    # the writer's pid is in the name, so clean_stale_tmp() can tell an abandoned file from a live one
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP}{os.getpid()}-", suffix="-" + os.path.basename(path), dir=folder)
+    # The writer's pid is in the name, so clean_stale_tmp() can tell an abandoned file from a
+    # live one; created with mode 0666 so the umask applies as for open() (mkstemp's 0600
+    # made the outputs unreadable to others).
+    while True:
+        tmp = os.path.join(folder, f"{_TMP}{os.getpid()}-{secrets.token_hex(4)}-{os.path.basename(path)}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
-        os.fchmod(fd, _MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -172,14 +172,10 @@ def csr_from_torch_sparse(m: Tensor) -> CSR:
     """A llmhni CSR of a torch sparse COO matrix (duplicates summed, values kept)."""
     if m.layout != torch.sparse_coo:
         raise ValueError(f"csr_from_torch_sparse: expected a sparse COO tensor, got layout {m.layout}")
-    from ..graph import index_dtype
-    m = m.coalesce()                                   # sorted by (row, col)
-    n_rows, n_cols = m.shape
-    rows, cols = m.indices()
-    rowptr = torch.zeros(n_rows + 1, dtype=torch.long)
-    rowptr[1:] = torch.cumsum(torch.bincount(rows, minlength=n_rows), 0)
-    dt = index_dtype(n_rows + 1, n_cols, cols.numel())
-    return CSR(rowptr.to(dt), cols.to(dt), m.values().float(), int(n_rows), int(n_cols))
+    import scipy.sparse as sp
+    m = m.coalesce().cpu()
+    rows, cols = m.indices().numpy()
+    return CSR.from_scipy(sp.coo_matrix((m.values().numpy(), (rows, cols)), shape=tuple(m.shape)))
 
 
 def lightgcn_class():
