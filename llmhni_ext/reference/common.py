@@ -2,6 +2,7 @@
 and its integer-to-uniform mappings: the same numbers as the kernels, bit for bit."""
 from __future__ import annotations
 
+import math
 from typing import Tuple
 
 import torch
@@ -72,3 +73,30 @@ def uniform_index(w_hi: Tensor, w_lo: Tensor, n: int) -> Tensor:
 def uniform_float(w: Tensor) -> Tensor:
     """Uniform float32 in [0, 1) from a uint32 word (matches llmhni::uniform_float)."""
     return (w >> 8).to(torch.float32) * (1.0 / 16777216.0)
+
+
+def sqrt_rn(x: Tensor) -> Tensor:
+    """Correctly rounded float32 square root (IEEE ``sqrtf``, like the kernels' ``std::sqrt``
+    and ``__fsqrt_rn``). ``torch.sqrt`` on the CPU may be off by one unit in the last place,
+    in float32 and float64 alike, which would make the twin disagree with the kernels.
+
+    A float64 root is within one float32 ulp of the answer; it is then moved to the neighbour
+    whose rounding interval holds ``x``: the midpoints between float32 neighbours have 25
+    significant bits, so their squares are exact in float64."""
+    x = x.float()
+    r = torch.sqrt(x.double()).float()
+    up = torch.nextafter(r, torch.full_like(r, float("inf")))
+    down = torch.nextafter(r, torch.zeros_like(r))
+    xd, rd = x.double(), r.double()
+    hi, lo = (rd + up.double()) * 0.5, (rd + down.double()) * 0.5
+    return torch.where(xd > hi * hi, up, torch.where(xd < lo * lo, down, r))
+
+
+def inv_sqrt_degree(deg: Tensor) -> Tensor:
+    """1 / sqrt(d) in float64, correctly rounded like the kernels' ``1.0 / std::sqrt(double(d))``,
+    for integer-valued degrees ``deg`` (0 gives inf; callers mask it). The distinct degrees
+    are few, so they are computed with Python's IEEE ``math.sqrt`` and gathered back."""
+    values, inverse = torch.unique(deg.double(), return_inverse=True)
+    table = torch.tensor([1.0 / math.sqrt(v) if v > 0 else math.inf for v in values.tolist()],
+                         dtype=torch.float64, device=deg.device)
+    return table[inverse] if deg.numel() else deg.double()

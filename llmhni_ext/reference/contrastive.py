@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from . import checks as C
-from .common import philox_random, uniform_float
+from .common import inv_sqrt_degree, philox_random, uniform_float
 
 OPS = ["edge_drop_mask", "edge_drop_compact", "infonce", "infonce_backward"]
 
@@ -37,7 +37,7 @@ def _renormalized(rowptr: Tensor, col: Tensor, keep: Tensor) -> Tensor:
     n = rowptr.numel() - 1
     rows = torch.repeat_interleave(torch.arange(n, device=col.device), (rowptr[1:] - rowptr[:-1]).long())
     deg = torch.zeros(keep.shape[0], n, dtype=torch.float64, device=col.device).index_add_(1, rows, keep.double())
-    dinv = torch.where(deg > 0, 1.0 / deg.sqrt(), torch.zeros_like(deg))
+    dinv = torch.where(deg > 0, inv_sqrt_degree(deg), torch.zeros_like(deg))
     value = dinv[:, rows] * dinv[:, col.long()]
     return torch.where(keep, value, torch.zeros_like(value)).float()
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from . import checks as C
+from .common import inv_sqrt_degree
 
 OPS = ["csr_from_coo", "bipartite_norm_adj", "csr_transpose", "spmm", "csr_sddmm", "lightgcn_propagate"]
 
@@ -37,7 +38,7 @@ def bipartite_norm_adj(users: Tensor, items: Tensor, n_users: int, n_items: int)
     rowptr, col = rowptr.to(dt), col.to(dt)
     deg = (rowptr[1:] - rowptr[:-1]).double()
     rows = torch.repeat_interleave(torch.arange(n, device=users.device), (rowptr[1:] - rowptr[:-1]).long())
-    dinv = 1.0 / deg.clamp(min=1).sqrt()
+    dinv = inv_sqrt_degree(deg.clamp(min=1))
     value = (dinv[rows] * dinv[col.long()]).float()
     return rowptr, col, value
 

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from . import checks as C
-from .common import philox_random, uniform_index
+from .common import philox_random, sqrt_rn, uniform_index
 from .checks import SAMPLER_MAX_CANDIDATES, SAMPLER_MAX_CDF_TOTAL, SAMPLER_MODES  # noqa: F401
 
 OPS = ["sample_negatives"]
@@ -43,8 +43,8 @@ def _lane8_dot(a: Tensor, b: Tensor) -> Tensor:
 
 def _sampler_cosine(su: Tensor, sj: Tensor) -> Tensor:
     """cos = <su, sj> / max(|su| |sj|, 1e-12) in the fixed order; NaN becomes +inf."""
-    nu = torch.sqrt(_lane8_dot(su, su))
-    nj = torch.sqrt(_lane8_dot(sj, sj))
+    nu = sqrt_rn(_lane8_dot(su, su))
+    nj = sqrt_rn(_lane8_dot(sj, sj))
     den = torch.clamp(nu * nj, min=_SAMPLER_COS_EPS)
     cos = _lane8_dot(su, sj) / den
     return torch.where(torch.isnan(cos), torch.full_like(cos, float("inf")), cos)
