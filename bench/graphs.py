@@ -21,6 +21,8 @@ from typing import Dict, Tuple
 import numpy as np
 import torch
 
+from llmhni_ext._common import cache_root
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCALES: Dict[str, Tuple[int, int, int]] = {
@@ -40,7 +42,7 @@ def shared_dir() -> str:
 
 
 def cache_dir() -> str:
-    root = os.environ.get("LLMHNI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "llmhni")
+    root = cache_root()
     path = os.path.join(root, "bench")
     os.makedirs(path, exist_ok=True)
     return path

@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from ._version import __version__
+from ._common import cache_root
 
 log = logging.getLogger("llmhni")
 
@@ -59,7 +60,7 @@ def _csrc_dir() -> Optional[str]:
 
 
 def cache_dir() -> str:
-    root = os.environ.get("LLMHNI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "llmhni")
+    root = cache_root()
     return root
 
 

@@ -21,7 +21,7 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from . import config as C
-from .methods import METHODS, NEEDS_SIGNALS
+from .methods import METHODS, REGISTRY
 
 EXIT_INTERRUPTED = 130
 
@@ -30,14 +30,13 @@ def _reusable_result(done: str, cfg) -> Optional[Dict[str, Any]]:
     """A finished run's results when they were produced by the same training-relevant
     configuration; a run made with other settings is moved aside (``<dir>.stale-N``) so
     that it is redone instead of silently reused."""
-    from .train import _train_relevant
     if not os.path.isfile(done):
         return None
     with open(done, encoding="utf-8") as f:
         res = json.load(f)
     theirs = res.get("config")
-    mine = _train_relevant(cfg.to_dict())
-    if isinstance(theirs, dict) and _train_relevant(theirs) == mine:
+    mine = C.trajectory_settings(cfg.to_dict())
+    if isinstance(theirs, dict) and C.trajectory_settings(theirs) == mine:
         if not res.get("stopped_early") and int(res.get("epochs_run", cfg.train.epochs)) < cfg.train.epochs:
             print(f"[compare] {os.path.dirname(done)} ran {res.get('epochs_run')} of the "
                   f"{cfg.train.epochs} epochs now asked for; resuming it", flush=True)
@@ -48,14 +47,15 @@ def _reusable_result(done: str, cfg) -> Optional[Dict[str, Any]]:
     while os.path.exists(f"{run_dir}.stale-{n}"):
         n += 1
     os.replace(run_dir, f"{run_dir}.stale-{n}")
-    diff = sorted(k for k in mine if not isinstance(theirs, dict) or _train_relevant(theirs).get(k) != mine[k])
+    diff = sorted(k for k in mine if not isinstance(theirs, dict) or C.trajectory_settings(theirs).get(k) != mine[k])
     print(f"[compare] {run_dir} was made with other settings ({', '.join(diff[:4]) or 'no config'}); "
           f"moved to {run_dir}.stale-{n} and run again", flush=True)
     return None
 
 
 def _default_cache() -> str:
-    return os.environ.get("LLMHNI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "llmhni")
+    from ._common import cache_root
+    return cache_root()
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -158,7 +158,8 @@ def _default_out(cfg: C.RunConfig) -> str:
 # ----------------------------------------------------------------------------- commands
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import Interrupted, run_training
+    from .pipeline import run_training
+    from .train import Interrupted
     cfg = resolve_config(args)
     _apply_threads(cfg)
     out = args.out or cfg.out or _default_out(cfg)
@@ -195,7 +196,8 @@ def _csv(s: str, conv=str) -> List[Any]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import markdown_table, plot_curves, plot_noise, summarize
-    from .train import Interrupted, load_run_dataset, run_training, signals_for
+    from .pipeline import load_run_dataset, run_training, signals_for
+    from .train import Interrupted
     base = resolve_config(args)
     _apply_threads(base)
     methods = _csv(args.methods)
@@ -210,7 +212,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for noise in noises:
         dcfg = C.apply_overrides(base, {"data.noise": noise})
         ds = load_run_dataset(dcfg)
-        signals = None
+        signals: Dict[str, Any] = {}   # by what the methods need: "all" serves "texts" too
         for seed in seeds:
             for m in methods:
                 cfg = C.apply_overrides(dcfg, {"method.name": m, "train.seed": seed})
@@ -221,13 +223,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 if res is not None:
                     print(f"[compare] {m} noise {noise:g} seed {seed}: already done ({done})", flush=True)
                 else:
-                    if m in NEEDS_SIGNALS and signals is None:
+                    need = REGISTRY[m].needs_signals
+                    sig = signals.get("all") or signals.get(need) if need else None
+                    if need and sig is None:
                         print(f"[compare] signals for {ds.name}, noise {noise:g}", flush=True)
-                        signals = signals_for(cfg, ds, cache, progress=cfg.train.progress)
+                        sig = signals[need] = signals_for(cfg, ds, cache, progress=cfg.train.progress)
                     print(f"[compare] {m} noise {noise:g} seed {seed}", flush=True)
                     try:
                         res = run_training(cfg, out_dir=run_dir, resume="auto", cache_dir=cache, dataset=ds,
-                                           signals=signals if m in NEEDS_SIGNALS else None, handle_sigint=True)
+                                           signals=sig, handle_sigint=True)
                     except Interrupted as e:
                         print(f"\n{e}. Run the same compare command again to continue.", file=sys.stderr)
                         return EXIT_INTERRUPTED
@@ -249,10 +253,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import torch
-
     from .checkpoint import load_checkpoint
-    from .train import Trainer, load_run_dataset, signals_for
+    from .pipeline import load_run_dataset, needs_signals, signals_for
+    from .train import Trainer
     st = load_checkpoint(args.checkpoint)
     if "config" not in st or "model" not in st:
         raise ValueError(f"{args.checkpoint} is not an llmhni checkpoint (no config/model inside)")
@@ -264,7 +267,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg.train.progress = False
     ds = load_run_dataset(cfg)
     cache = args.cache_dir or _default_cache()
-    signals = signals_for(cfg, ds, cache, progress=False) if cfg.method.name in NEEDS_SIGNALS else None
+    signals = signals_for(cfg, ds, cache, progress=False) if needs_signals(cfg) else None
     tr = Trainer(cfg, ds, signals=signals)
     tr.model.load_state_dict(st["model"])
     out = {s: tr.evaluate(s) for s in args.split}
@@ -325,7 +328,7 @@ def cmd_signals(args: argparse.Namespace) -> int:
         print("llmhni signals: the signals stage (llmhni_ext.signals) is not available in this installation",
               file=sys.stderr)
         return 2
-    from .train import pretrain_backbone
+    from .pipeline import pretrain_backbone
     cache = getattr(args, "cache_dir", None) or _default_cache()
     seed = getattr(args, "seed", 0) or 0
     rc = scli.main(args, lambda ds: pretrain_backbone(ds, seed=seed, cache_dir=cache,

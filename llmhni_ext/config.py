@@ -5,9 +5,12 @@ A run is described by one :class:`RunConfig` with five sections::
     data:    which data set, where it lives, how much noise to inject
     model:   backbone (mf | lightgcn | ngcf), embedding size, layers
     train:   optimiser, batches, epochs, early stopping, evaluation, seed, device
-    method:  the training objective (bpr | dns | tce | rce | sgl | simgcl | llmhni
-             and the LLMHNI ablations) and its hyperparameters
+    method:  the training objective (a name of llmhni_ext.methods.REGISTRY) and the
+             hyperparameters of every method (each method reads its own)
     signals: options passed through to the signals stage (llmhni_ext.signals.SignalsConfig)
+
+Validation also applies the settings a method's name implies (the ablation switches), so
+that every later reader sees one resolved configuration.
 
 Unknown keys and values of the wrong type or out of range raise :class:`ConfigError`
 naming the offending key, e.g. ``train.lr: must be > 0, got -1.0``.
@@ -15,17 +18,16 @@ naming the offending key, e.g. ``train.lr: must be > 0, got -1.0``.
 from __future__ import annotations
 
 import dataclasses
-import math
+import difflib
 import os
-import re
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, List, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Any, Dict, List, Optional, get_type_hints
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration file or override is malformed; the message names the key."""
+from . import methods as _methods
+from .typed import ConfigError, coerce
+from .checkpoint import write_text
 
 
 @dataclass
@@ -59,6 +61,9 @@ class TrainConfig:
     device: str = "cpu"               # cpu | cuda | cuda:N
     threads: int = 0                  # torch.set_num_threads; 0 leaves torch's default
     progress: bool = True
+    # how an epoch's batches are built: "interactions" shuffles the training interactions (each
+    # once per epoch); "users" draws users uniformly, then one positive each (LightGCN's authors)
+    batching: str = "interactions"
 
 
 @dataclass
@@ -115,6 +120,7 @@ class RunConfig:
 
 
 BACKBONES = ("mf", "lightgcn", "ngcf")
+BATCHINGS = ("interactions", "users")
 
 
 def _check(cond: bool, key: str, msg: str, value: Any) -> None:
@@ -123,7 +129,6 @@ def _check(cond: bool, key: str, msg: str, value: Any) -> None:
 
 
 def _validate(cfg: RunConfig) -> None:
-    from .methods import METHODS  # late import: methods imports config
     d, m, t, me = cfg.data, cfg.model, cfg.train, cfg.method
     _check(0.0 <= d.noise < 10.0, "data.noise", "must be in [0, 10)", d.noise)
     _check(d.max_users >= 0, "data.max_users", "must be >= 0", d.max_users)
@@ -140,9 +145,12 @@ def _validate(cfg: RunConfig) -> None:
     _check(t.eval_batch_size > 0, "train.eval_batch_size", "must be > 0", t.eval_batch_size)
     _check(t.eval_item_block > 0, "train.eval_item_block", "must be > 0", t.eval_item_block)
     _check(t.threads >= 0, "train.threads", "must be >= 0", t.threads)
+    _check(t.batching in BATCHINGS, "train.batching", f"must be one of {', '.join(BATCHINGS)}", t.batching)
     _check(t.device == "cpu" or t.device == "cuda" or t.device.startswith("cuda:"), "train.device",
            "must be cpu, cuda or cuda:N", t.device)
-    _check(me.name in METHODS, "method.name", f"must be one of {', '.join(METHODS)}", me.name)
+    _check(me.name in _methods.REGISTRY, "method.name", f"must be one of {', '.join(_methods.REGISTRY)}", me.name)
+    for k, v in _methods.get(me.name).implies.items():   # the ablation switches its name fixes
+        setattr(me, k, v)
     _check(me.num_negatives >= 1, "method.num_negatives", "must be >= 1", me.num_negatives)
     _check(me.num_candidates >= 1, "method.num_candidates", "must be >= 1", me.num_candidates)
     _check(1 <= me.top_k <= me.num_candidates, "method.top_k", "must be in [1, num_candidates]", me.top_k)
@@ -167,53 +175,39 @@ def _validate(cfg: RunConfig) -> None:
             raise ConfigError(str(e).replace("SignalsConfig: ", "signals: ")) from None
 
 
+def trajectory_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The flat ``section.key`` settings of a config mapping that change a run's trajectory
+    (not progress bars, paths or epoch limits): two runs with equal ones train identically.
+
+    A setting missing from ``cfg`` (written before it existed) counts as its default, so
+    adding a setting does not invalidate earlier runs that trained as its default does."""
+    flat: Dict[str, Any] = {}
+    for sec, vals in RunConfig().to_dict().items():
+        given = cfg.get(sec) if isinstance(cfg.get(sec), dict) else {}
+        if isinstance(vals, dict):
+            for k, v in {**vals, **given}.items():
+                flat[f"{sec}.{k}"] = v
+    # train.threads stays: OpenMP reductions make 1 and 2 threads differ in the last bits
+    for k in ("train.progress", "train.epochs", "train.eval_batch_size",
+              "train.eval_item_block", "data.data_root"):
+        flat.pop(k, None)
+    name = flat.get("method.name")
+    if name not in _methods.REGISTRY:
+        return flat
+    method = _methods.get(name)
+    # what the name implies (the ablation switches), as validation applies it
+    flat.update({f"method.{k}": v for k, v in method.implies.items()})
+    # only the method settings (and signals) the method reads
+    keep = set(_methods.relevant_method_keys(name))
+    for k in [k for k in flat if k.startswith("method.") and k[len("method."):] not in keep]:
+        del flat[k]
+    if method.needs_signals is None:
+        for k in [k for k in flat if k.startswith("signals.")]:
+            del flat[k]
+    return flat
+
+
 # ---------------------------------------------------------------- loading
-
-#: decimal numbers as people write them: 1e-3, 1E+2, .5, 5., -2.5e3 (no inf / nan)
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` (ints are accepted for floats)."""
-    origin = get_origin(tp)
-    if origin is Union:
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if origin in (dict, Dict):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: must be a mapping, got {value!r}")
-        return dict(value)
-    if origin in (list, List):
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: must be a list, got {value!r}")
-        return list(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-            value = float(value.strip())           # YAML 1.1 reads 1e-3 and 1E+2 as strings
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: must be a string, got {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported type {tp}")
-
 
 def _build(cls: type, raw: Any, prefix: str) -> Any:
     if raw is None:
@@ -233,7 +227,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         if dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, value, key)
         else:
-            kwargs[name] = _coerce(value, tp, key)
+            kwargs[name] = coerce(value, tp, key)
     return cls(**kwargs)
 
 
@@ -261,7 +255,6 @@ def load_yaml(path: str) -> RunConfig:
 
 def dump_yaml(cfg: RunConfig, path: str) -> None:
     """Writes atomically (the old file or the complete new one, never half)."""
-    from .checkpoint import write_text
     write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), path)
 
 
@@ -302,13 +295,12 @@ def known_keys() -> List[str]:
 
 
 def _unknown_key(dotted: str) -> str:
-    import difflib
     keys = known_keys()
     near = difflib.get_close_matches(dotted, keys, n=3, cutoff=0.6)
     section = dotted.split(".")[0]
     same = [k for k in keys if k.startswith(section + ".")]
     hint = f"; did you mean {' or '.join(near)}?" if near else ""
-    listing = f" Known keys of {section}: {', '.join(same)}" if same else f" Known sections: " + \
+    listing = f" Known keys of {section}: {', '.join(same)}" if same else " Known sections: " + \
         ", ".join(sorted({k.split('.')[0] for k in keys}))
     return f"{dotted}: unknown key{hint}{listing}"
 

@@ -20,7 +20,8 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-INT32_MAX = 2**31 - 1
+from ._common import index_dtype
+
 
 
 @dataclass(frozen=True)
@@ -142,11 +143,6 @@ class CSR:
 
 def _sorted_keys(a: Tensor, b: Tensor, n: int) -> Tensor:
     return torch.unique(a.long() * max(n, 1) + b.long())
-
-
-def index_dtype(*sizes: int) -> torch.dtype:
-    """int32 when every size fits in it, else int64."""
-    return torch.int32 if max(sizes, default=0) <= INT32_MAX else torch.int64
 
 
 def csr_from_coo(rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> CSR:

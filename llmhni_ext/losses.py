@@ -7,11 +7,13 @@ LLMHNI's objective is ``L = L_rec + lambda_1 * L_de + lambda_2 * L_hal``
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from . import contrastive as _contrastive
 
 
 def _pair(pos: Tensor, neg: Tensor) -> Tensor:
@@ -39,10 +41,9 @@ def infonce(a: Tensor, b: Tensor, tau: float) -> Tensor:
     """Cosine InfoNCE over in-batch negatives (the project's batched contrastive op).
 
     ``L = -1/|B| sum_i log( exp(cos(a_i, b_i)/tau) / sum_j exp(cos(a_i, b_j)/tau) )``"""
-    from .contrastive import infonce as _infonce
     if a.shape[0] == 0:
         return a.new_zeros(())
-    return _infonce(a, b, tau)
+    return _contrastive.infonce(a, b, tau)
 
 
 def de_loss(z_g: Tensor, z_denoised: Tensor, users: Tensor, items: Tensor, tau: float) -> Tensor:
@@ -72,6 +73,17 @@ def ssl_loss(z_view1: Tensor, z_view2: Tensor, users: Tensor, items: Tensor, tau
 
     ``L_ssl = InfoNCE_tau({z_u'}, {z_u''})_{u in B_U} + InfoNCE_tau({z_i'}, {z_i''})_{i in B_I}``"""
     return infonce(z_view1[users], z_view2[users], tau) + infonce(z_view1[items], z_view2[items], tau)
+
+
+def objective(l_rec: Tensor, terms: Dict[str, Tuple[float, Tensor]]) -> Tensor:
+    """Every method's training objective.
+
+    ``L = L_rec + sum_k lambda_k L_k`` over the method's auxiliary terms ``{k: (lambda_k, L_k)}``
+    (for LLMHNI ``L_rec + lambda_1 L_de + lambda_2 L_hal``; for SGL ``L_rec + lambda L_ssl``)."""
+    total = l_rec
+    for weight, term in terms.values():
+        total = total + weight * term
+    return total
 
 
 def llmhni_objective(l_rec: Tensor, l_de: Optional[Tensor], l_hal: Optional[Tensor],

@@ -1,22 +1,25 @@
 """The training loop: one loop for LLMHNI and every baseline, on the project's kernels.
 
-Per step, for a batch ``B`` of (user, positive) pairs of the training graph:
+Per step, for a batch ``B`` of (user, positive) pairs of the graph the method trains on
+(:attr:`Method.graph <llmhni_ext.methods.base.Method.graph>`: G', the denoised graph, for
+LLMHNI; the observed G otherwise):
 
-* ``z = f(G_pred; e^(0))`` with the backbone ``f`` and the prediction graph (G' for LLMHNI
-  by default, G otherwise);
-* negatives from :class:`llmhni_ext.sampling.NegativeSampler` (uniform, dns, or llmhni:
-  high backbone score, low projected semantic similarity);
-* the method's loss (:mod:`llmhni_ext.losses`), plus ``l2 * L_reg`` on the batch's ego
-  embeddings; for LLMHNI ``L = L_rec + lambda_1 L_de + lambda_2 L_hal``.
+* representations ``z = f(graph; e^(0))`` of the backbone ``f``;
+* negatives from :class:`llmhni_ext.sampling.NegativeSampler` in the method's mode (uniform,
+  popularity, dns, or llmhni: high backbone score, low projected semantic similarity), never
+  a positive of that graph;
+* ``L = L_rec + sum_k lambda_k L_k + l2 * L_reg``: the method's recommendation loss, its
+  auxiliary terms (for LLMHNI ``lambda_1 L_de + lambda_2 L_hal``) and LightGCN's L2 on the
+  batch's ego embeddings.
 
-Every random choice is a function of ``(seed, epoch, step)`` (batch order, sampler
-offset, edge-drop views, dropout and SimGCL noise), so a run resumed from a checkpoint,
-even one written mid-epoch by Ctrl-C, continues exactly as the uninterrupted run would.
+Every random choice is a function of ``(seed, epoch, step)`` (:mod:`llmhni_ext.seeding`), so
+a run resumed from a checkpoint, even one written mid-epoch by Ctrl-C, continues exactly as
+the uninterrupted run would. Data loading, the signals stage and backbone pre-training live
+in :mod:`llmhni_ext.pipeline`; what each method does lives in :mod:`llmhni_ext.methods`.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import os
@@ -26,166 +29,22 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Union, Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from . import losses
-from . import _log
-from .checkpoint import clean_stale_tmp, load_checkpoint, save_checkpoint, write_json, write_text
-from .config import RunConfig
-from .evaluate import DEFAULT_KS, edge_set_quality, full_ranking, interactions_csr, merge_csr
-from .graph import CSR, normalized_bipartite_adj
-from .methods import implied_settings, is_llmhni
+from . import methods as _methods
+from .checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
+from .config import RunConfig, trajectory_settings
+from .evaluate import DEFAULT_KS, full_ranking, interactions_csr, merge_csr
+from .methods.base import Graph, RunContext, Step
 from .models import Backbone, build_backbone
+from .sampling import NegativeSampler
+from .seeding import Stream, derive_seed
 
-_MIX = 0x9E3779B97F4A7C15
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (splitmix-style), for per-epoch / per-step streams."""
-    h = 0
-    for p in parts:
-        h = (h ^ (int(p) + _MIX + ((h << 6) & (2**64 - 1)) + (h >> 2))) & (2**64 - 1)
-        h = (h * 0xBF58476D1CE4E5B9) & (2**64 - 1)
-        h ^= h >> 31
-    return h & (2**63 - 1)
-
-
-# ----------------------------------------------------------------------------- data
-
-def load_run_dataset(cfg: RunConfig):
-    """The data set of a run: loaded (or generated), with injected noise, optionally sliced."""
-    from .data import load_dataset
-    noise = cfg.data.noise if cfg.data.noise > 0 else "none"
-    ds = load_dataset(cfg.data.dataset, cfg.data.data_root, noise=noise, seed=cfg.data.noise_seed)
-    if cfg.data.max_users > 0:
-        ds = slice_users(ds, cfg.data.max_users)
-    return ds
-
-
-def slice_users(ds, max_users: int):
-    """The first ``max_users`` users of a data set (items kept), for quick runs."""
-    if max_users >= ds.n_users:
-        return ds
-    keep = lambda it: it.select(it.users < max_users)  # noqa: E731
-    noise = None if ds.train_noise is None else ds.train_noise[ds.train.users < max_users]
-    return type(ds)(**{**{f: getattr(ds, f) for f in ds.__dataclass_fields__},
-                       "n_users": max_users, "train": keep(ds.train), "valid": keep(ds.valid),
-                       "test": keep(ds.test), "train_noise": noise,
-                       "user_text": None if ds.user_text is None else ds.user_text[:max_users],
-                       "user_raw_ids": list(ds.user_raw_ids)[:max_users],
-                       "user_fields": None if ds.user_fields is None else
-                       {k: v[:max_users] for k, v in ds.user_fields.items()},
-                       "user_text_emb": None if ds.user_text_emb is None else ds.user_text_emb[:max_users],
-                       "truth": None})
-
-
-def _edges(e: Any) -> Tuple[Tensor, Tensor]:
-    """(users, items) of an edge list given as [2, E] (preferred), [E, 2] or a (users, items) pair."""
-    if e is None:
-        z = torch.zeros(0, dtype=torch.long)
-        return z, z
-    if isinstance(e, (tuple, list)) and len(e) == 2:
-        return torch.as_tensor(e[0]).long().flatten(), torch.as_tensor(e[1]).long().flatten()
-    t = torch.as_tensor(e).long()
-    if t.numel() == 0:
-        z = torch.zeros(0, dtype=torch.long)
-        return z, z
-    if t.dim() == 2 and t.shape[0] == 2:   # the signals stage's [2, E]
-        return t[0], t[1]
-    if t.dim() == 2 and t.shape[1] == 2:
-        return t[:, 0], t[:, 1]
-    raise ValueError(f"edge list must be [E, 2], [2, E] or (users, items), got shape {tuple(t.shape)}")
-
-
-def denoised_edges(users: Tensor, items: Tensor, n_items: int, hard: Any, noisy: Any) -> Tuple[Tensor, Tensor]:
-    """G' = (G ∪ hard edges) \\ noisy edges, as a sorted, duplicate-free (users, items) list."""
-    hu, hi = _edges(hard)
-    nu, ni = _edges(noisy)
-    keys = torch.unique(torch.cat([users.long() * n_items + items.long(), hu * n_items + hi]))
-    drop = torch.unique(nu * n_items + ni)
-    keys = keys[~torch.isin(keys, drop)]
-    return keys // n_items, keys % n_items
-
-
-# ----------------------------------------------------------------------------- signals
-
-def signals_for(cfg: RunConfig, ds, cache_dir: Optional[str], progress: bool = True):
-    """The signals stage's output for LLMHNI runs (semantic embeddings, judged edges)."""
-    from . import signals as S
-    scfg = S.SignalsConfig(**{**cfg.signals, "progress": bool(progress and cfg.signals.get("progress", True))})
-    # The backbone that proposes the suspicious pairs is trained here, before the signals stage
-    # (which then needs nothing from the trainer). Its seed is the data seed, so every
-    # training seed shares one set of signals; it is cached on disk.
-    bb = None
-    if scfg.judge != "none":
-        bb = pretrain_backbone(ds, seed=cfg.data.noise_seed, cache_dir=cache_dir, device=cfg.train.device,
-                               progress=progress)
-    return S.prepare_signals(ds, scfg, backbone_embeddings=bb, cache_dir=cache_dir)
-
-
-def _train_hash(ds) -> str:
-    h = hashlib.sha256()
-    h.update(f"{ds.n_users},{ds.n_items}".encode())
-    h.update(ds.train.users.numpy().tobytes())
-    h.update(ds.train.items.numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def pretrain_backbone(ds, *, epochs: int = 20, dim: int = 64, layers: int = 3, seed: int = 0,
-                      cache_dir: Optional[str] = None, device: str = "cpu",
-                      progress: bool = True) -> Tuple[Tensor, Tensor]:
-    """A short LightGCN/BPR pre-training (early-stopped on validation Recall@20) whose
-    embeddings propose the suspicious pairs for the judges. Cached on disk by training
-    data, dimensions, epochs and seed."""
-    path = None
-    if cache_dir:
-        key = f"{_train_hash(ds)}-d{dim}-l{layers}-e{epochs}-s{seed}"
-        path = os.path.join(cache_dir, "backbone", f"lightgcn-{key}.pt")
-        if os.path.isfile(path):
-            try:
-                st = load_checkpoint(path)
-                return st["user"], st["item"]
-            except (RuntimeError, KeyError):
-                pass                                    # a damaged cache entry is recomputed
-    cfg = RunConfig()
-    cfg.model.backbone, cfg.model.dim, cfg.model.layers = "lightgcn", dim, layers
-    cfg.method.name = "bpr"
-    cfg.train.epochs, cfg.train.seed, cfg.train.device = epochs, seed, device
-    cfg.train.progress, cfg.train.patience, cfg.train.lr = progress, 3, 0.01
-    tr = Trainer(cfg.validate(), ds)
-    tr.fit(evaluate_test=False)
-    with torch.no_grad():
-        u, i = tr.model.split(tr.model(tr.adj_pred))
-    u, i = u.detach().cpu().float(), i.detach().cpu().float()
-    if path:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        save_checkpoint({"user": u, "item": i}, path)
-    return u, i
-
-
-def _semantic(signals, aligned: bool) -> Tuple[Optional[Tensor], Optional[Tensor]]:
-    """Projected (aligned) or raw text embeddings from the signals."""
-    if signals is None:
-        return None, None
-    if aligned:
-        u, i = signals.user_sem, signals.item_sem
-    else:
-        u = next((getattr(signals, n) for n in ("user_raw", "user_text_emb", "user_sem_raw")
-                  if getattr(signals, n, None) is not None), None)
-        i = next((getattr(signals, n) for n in ("item_raw", "item_text_emb", "item_sem_raw")
-                  if getattr(signals, n, None) is not None), None)
-        if u is None or i is None:
-            raise ValueError("method 'llmhni-wo-align' needs the raw text embeddings, but the signals "
-                             "carry none (expected Signals.user_raw / item_raw)")
-    return (None if u is None else torch.as_tensor(u).float(),
-            None if i is None else torch.as_tensor(i).float())
-
-
-# ----------------------------------------------------------------------------- trainer
 
 @dataclass
 class EpochStats:
@@ -207,71 +66,44 @@ class Interrupted(Exception):
 class Trainer:
     """Trains one backbone with one method on one data set; see the module docstring.
 
-    ``signals`` (from :func:`signals_for`) is required by the LLMHNI methods. ``out_dir``,
-    when given, receives ``config.yaml``, ``metrics.jsonl``, ``results.json`` and
-    ``checkpoint.pt`` / ``best.pt``."""
+    ``cfg`` is copied (and validated, which applies what the method's name implies); the
+    caller's object is never changed. ``signals`` (from :func:`llmhni_ext.pipeline.signals_for`)
+    is required by the methods that need it. ``out_dir``, when given, receives
+    ``metrics.jsonl``, ``results.json`` and ``checkpoint.pt`` / ``best.pt``."""
 
     def __init__(self, cfg: RunConfig, dataset, signals=None, out_dir: Optional[str] = None) -> None:
-        self.cfg = cfg
-        for k, v in implied_settings(cfg.method.name).items():
-            setattr(cfg.method, k, v)
-        self.ds = dataset
-        self.out_dir = out_dir
-        self.device = torch.device(cfg.train.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
+        self.cfg = cfg = copy.deepcopy(cfg).validate()
+        self.ds, self.signals, self.out_dir = dataset, signals, out_dir
+        self.device = dev = torch.device(cfg.train.device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"train.device is {cfg.train.device!r} but CUDA is not available")
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
-        m, me = cfg.model, cfg.method
-        self.llmhni = is_llmhni(me.name)
-        if self.llmhni and signals is None:
-            raise ValueError(f"method {me.name!r} needs the signals stage's output (signals=...)")
-        if len(dataset.train) == 0:
-            raise ValueError(f"data set {dataset.name!r} has no training interactions")
-        cleanup = (getattr(dataset, "meta", None) or {}).get("cleanup", {})
-        if len(dataset.test) == 0:
-            lost = {k: v for k, v in cleanup.items() if k.startswith("test") and v}
-            raise ValueError(f"data set {dataset.name!r} has no test interactions"
-                             + (f" (clean-up removed them: {lost})" if lost else "")
-                             + "; test metrics would all be 0")
+        _check_splits(dataset)
         self.has_valid = len(dataset.valid) > 0
         if not self.has_valid:
-            msg = (f"data set {dataset.name!r} has no validation interactions: early stopping is off and the last "
-                   f"epoch's weights are reported (give the data a validation split to select the best epoch)")
-            warnings.warn(msg, stacklevel=2)
-        n_users, n_items = dataset.n_users, dataset.n_items
-        self.n_users, self.n_items = n_users, n_items
-        dev = self.device
+            warnings.warn(f"data set {dataset.name!r} has no validation interactions: early stopping is off and the "
+                          f"last epoch's weights are reported (give the data a validation split to select the best "
+                          f"epoch)", stacklevel=2)
+        self.n_users, self.n_items = n_users, n_items = dataset.n_users, dataset.n_items
         tu, ti = dataset.train.users, dataset.train.items
-        # G: the observed (possibly noisy) training graph
-        self.adj_g = normalized_bipartite_adj(tu.to(dev), ti.to(dev), n_users, n_items)
-        self.signals = signals
-        self.quality: Dict[str, Any] = {}
-        self.adj_gp: Optional[CSR] = None
-        if self.llmhni and me.interaction_denoising:
-            gu, gi = denoised_edges(tu, ti, n_items, signals.hard_edges, signals.noisy_edges)
-            self.adj_gp = normalized_bipartite_adj(gu.to(dev), gi.to(dev), n_users, n_items)
-            self.quality = self._denoise_quality(gu, gi)
-        use_gp = self.adj_gp is not None and me.predict_graph == "denoised"
-        self.adj_pred = self.adj_gp if use_gp else self.adj_g
-        self.pos_users, self.pos_items = (gu, gi) if use_gp else (tu, ti)
-        self.pos_users, self.pos_items = self.pos_users.to(dev), self.pos_items.to(dev)
-        self.user_sem, self.item_sem = _semantic(signals, me.objective_alignment) if self.llmhni else (None, None)
-        if self.user_sem is not None:
-            self.user_sem, self.item_sem = self.user_sem.to(dev), self.item_sem.to(dev)
+        m = cfg.model
+        self.model: Backbone = build_backbone(m.backbone, n_users, n_items, m.dim, m.layers,
+                                              seed=cfg.train.seed, ngcf_dropout=m.ngcf_dropout).to(dev)
+        # G, the observed (possibly noisy) training graph; the method builds whatever else it needs
+        G = Graph.build(tu, ti, n_users, n_items, dev)
+        self.method = _methods.get(cfg.method.name)(RunContext(cfg, dataset, signals, self.model, G, dev))
+        self.opt = torch.optim.Adam(list(self.model.parameters()) + self.method.parameters(), lr=cfg.train.lr)
+        # negatives avoid the positives of the graph L_rec trains on (an edge G' adds never
+        # comes back as a negative)
+        graph = self.method.graph
+        self.sampler = NegativeSampler(graph.users, graph.items, n_users, n_items,
+                                       seed=derive_seed(cfg.train.seed, Stream.SAMPLER))
         # evaluation masks: the observed training interactions (and, for test, validation)
         self.train_csr = interactions_csr(tu, ti, n_users, n_items)
         self.valid_csr = interactions_csr(dataset.valid.users, dataset.valid.items, n_users, n_items)
         self.test_csr = interactions_csr(dataset.test.users, dataset.test.items, n_users, n_items)
         self.test_exclude = merge_csr([self.train_csr, self.valid_csr])
-        self.model: Backbone = build_backbone(m.backbone, n_users, n_items, m.dim, m.layers,
-                                              seed=cfg.train.seed, ngcf_dropout=m.ngcf_dropout).to(dev)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
-        from .sampling import NegativeSampler
-        # negatives avoid the positives of the graph L_rec trains on (G' when it predicts on G':
-        # an edge G' adds must never come back as a negative)
-        self.sampler = NegativeSampler(self.pos_users, self.pos_items, n_users, n_items,
-                                       seed=derive_seed(cfg.train.seed, 1))
         self._sample_counts: Optional[Tensor] = None  # rejected, exhausted, filtered, fallbacks
         # progress of the run (all in the checkpoint)
         self.epoch = 0          # next epoch to run
@@ -283,107 +115,61 @@ class Trainer:
         self.bad_evals = 0
         self.stopped_early = False
         self._interrupt = False
-        self._views: Dict[str, Any] = {"epoch": -1}
-        self._perm: Tuple[int, Optional[Tensor]] = (-1, None)
+        self._order: Tuple[int, Optional[Tensor]] = (-1, None)
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ batches
+    @property
+    def quality(self) -> Dict[str, Any]:
+        """What the method's inputs changed (for LLMHNI: the edges G' removed and added)."""
+        return self.method.summary()
+
     @property
     def steps_per_epoch(self) -> int:
-        return max(1, math.ceil(self.pos_users.numel() / self.cfg.train.batch_size))
-
-    def _denoise_quality(self, gu: Tensor, gi: Tensor) -> Dict[str, Any]:
-        """Precision/recall of the edges G' removed (vs noise labels) and added."""
-        ds, n_items = self.ds, self.n_items
-        q: Dict[str, Any] = {}
-        obs = ds.train.users * n_items + ds.train.items
-        gp = gu * n_items + gi
-        removed = ~torch.isin(obs, gp)
-        added_keys = gp[~torch.isin(gp, obs)]
-        q["removed"] = int(removed.sum())
-        q["added"] = int(added_keys.numel())
-        if ds.train_noise is not None and bool(ds.train_noise.any()):
-            noisy = ds.train_noise
-            q["removed_vs_noise"] = edge_set_quality(ds.train.users[removed], ds.train.items[removed],
-                                                     ds.train.users[noisy], ds.train.items[noisy], n_items)
-        held = torch.cat([ds.valid.users * n_items + ds.valid.items, ds.test.users * n_items + ds.test.items])
-        if added_keys.numel():
-            # an added edge is "right" when the user really interacts with the item later
-            q["added_in_heldout_fraction"] = float(torch.isin(added_keys, held).float().mean())
-        return q
+        return max(1, math.ceil(self.method.graph.users.numel() / self.cfg.train.batch_size))
 
     def _batch(self, epoch: int, step: int) -> Tuple[Tensor, Tensor]:
-        n, bs = self.pos_users.numel(), self.cfg.train.batch_size
-        if self._perm[0] != epoch:
-            g = torch.Generator().manual_seed(derive_seed(self.cfg.train.seed, 2, epoch))
-            self._perm = (epoch, torch.randperm(n, generator=g).to(self.device))
-        idx = self._perm[1][step * bs: (step + 1) * bs]
-        return self.pos_users[idx], self.pos_items[idx]
+        """The step's (users, positives) of the method's graph.
 
-    def _sample(self, users: Tensor, pos: Tensor, mode: str, epoch: int, step: int, z: Tensor) -> Tensor:
+        ``train.batching``: ``interactions`` walks a permutation of the edges (each once per
+        epoch); ``users`` draws users uniformly with replacement, then one positive of each
+        uniformly (LightGCN's reference code; every user weighs the same)."""
+        g_users, g_items = self.method.graph.users, self.method.graph.items
+        bs = self.cfg.train.batch_size
+        if self._order[0] != epoch:
+            gen = torch.Generator().manual_seed(derive_seed(self.cfg.train.seed, Stream.BATCH_ORDER, epoch))
+            n = g_users.numel()
+            if self.cfg.train.batching == "users":
+                by_user = torch.argsort(g_users.cpu(), stable=True)
+                deg = torch.bincount(g_users.cpu(), minlength=self.n_users)
+                start = torch.cumsum(deg, 0) - deg
+                active = torch.nonzero(deg > 0).flatten()   # users without positives are never drawn
+                users = active[torch.randint(0, active.numel(), (n,), generator=gen)]
+                within = (torch.rand(n, generator=gen, dtype=torch.float64) * deg[users]).long()
+                order = by_user[start[users] + torch.minimum(within, deg[users] - 1)]
+            else:
+                order = torch.randperm(n, generator=gen)
+            self._order = (epoch, order.to(self.device))
+        idx = self._order[1][step * bs: (step + 1) * bs]
+        return g_users[idx], g_items[idx]
+
+    def _negatives(self, step: Step, z: Tensor) -> Tensor:
         me = self.cfg.method
-        kw: Dict[str, Any] = dict(mode=mode, num_negatives=me.num_negatives)
-        if mode in ("dns", "llmhni"):
-            zu, zi = self.model.split(z.detach())
-            kw.update(num_candidates=me.num_candidates, user_emb=zu, item_emb=zi)
-        if mode == "llmhni":
-            kw.update(user_sem=self.user_sem, item_sem=self.item_sem, top_k=me.top_k,
-                      sim_threshold=me.sim_threshold)
-        # the sampler's counter offset is a function of (epoch, step): exact resumes
-        kw["offset"] = epoch * self.steps_per_epoch + step
-        neg, info = self.sampler.sample(users, pos, return_info=True, **kw)
+        kw = dict(mode=self.method.sampler_mode, num_negatives=me.num_negatives,
+                  **self.method.sampler_kwargs(step, z))
+        # the sampler's counter offset is the global step: exact resumes
+        neg, info = self.sampler.sample(step.users, step.pos, return_info=True, offset=step.global_step, **kw)
         self._sample_counts = info.counts if self._sample_counts is None else self._sample_counts + info.counts
         return neg.long()
 
-    def _epoch_views(self, epoch: int) -> None:
-        """Fresh edge-dropped views every epoch (L_hal, SGL)."""
-        if self._views["epoch"] == epoch:
-            return
-        from .contrastive import edge_drop_views
-        me, seed = self.cfg.method, derive_seed(self.cfg.train.seed, 3)
-        views: Dict[str, Any] = {"epoch": epoch}
-        if me.name == "sgl":
-            views["a"], views["b"] = edge_drop_views(self.adj_g, me.keep_prob, num_views=2, seed=seed,
-                                                     offset=2 * epoch)
-        elif self.llmhni and me.hallucination_robust:
-            if self.adj_gp is not None:
-                views["a"] = edge_drop_views(self.adj_g, me.keep_prob, num_views=1, seed=seed, offset=2 * epoch)[0]
-                views["b"] = edge_drop_views(self.adj_gp, me.keep_prob, num_views=1, seed=seed,
-                                             offset=2 * epoch + 1)[0]
-            else:  # without G': two dropped views of G
-                views["a"], views["b"] = edge_drop_views(self.adj_g, me.keep_prob, num_views=2, seed=seed,
-                                                         offset=2 * epoch)
-        self._views = views
-
-    def _is_aux_step(self, epoch: int, step: int) -> bool:
-        """Whether LLMHNI's auxiliary terms are computed at this step (``method.aux_every``)."""
-        return (epoch * self.steps_per_epoch + step) % self.cfg.method.aux_every == 0
-
-    def _aux_nodes(self, bu: Tensor, bi: Tensor, epoch: int, step: int) -> Tuple[Tensor, Tensor]:
-        """At most ``method.aux_max_nodes`` of the batch's users and of its items, drawn
-        uniformly (a function of seed, epoch and step) for the InfoNCE terms, whose cost is
-        quadratic in the number of nodes contrasted."""
-        cap = self.cfg.method.aux_max_nodes
-        if cap <= 0:
-            return bu, bi
-        g = torch.Generator().manual_seed(derive_seed(self.cfg.train.seed, 5, epoch, step))
-        pick = lambda t: t if t.numel() <= cap else t[torch.randperm(t.numel(), generator=g)[:cap].to(t.device)]  # noqa: E731
-        return pick(bu), pick(bi)
-
     # ------------------------------------------------------------------ one step
-    def train_step(self, epoch: int, step: int) -> Dict[str, float]:
-        cfg, me = self.cfg, self.cfg.method
-        name = me.name
-        users, pos = self._batch(epoch, step)
-        gen = torch.Generator().manual_seed(derive_seed(cfg.train.seed, 4, epoch, step))
+    def train_step(self, epoch: int, index: int) -> Dict[str, float]:
+        """One step of ``L = L_rec + sum_k lambda_k L_k + l2 * L_reg``; returns the logged parts."""
+        users, pos = self._batch(epoch, index)
+        step = Step(epoch, index, epoch * self.steps_per_epoch + index, users, pos,
+                    torch.Generator().manual_seed(derive_seed(self.cfg.train.seed, Stream.STEP, epoch, index)))
         self.model.train()
-        z = self.model(self.adj_pred, generator=gen)
-        if name == "dns":
-            mode = "dns"
-        elif self.llmhni:
-            mode = "llmhni" if me.semantic_sampling else "dns"
-        else:
-            mode = "uniform"
-        neg = self._sample(users, pos, mode, epoch, step, z)
+        z = self.method.representations(step)
+        neg = self._negatives(step, z)
         n_u, b = self.n_users, users.numel()
         # one gather (and one scatter in the backward) for the batch's users, positives, negatives
         rows = torch.cat([users, n_u + pos, n_u + neg.flatten()])
@@ -391,50 +177,15 @@ class Trainer:
         zu, zp, zn = zb[:b], zb[b:2 * b], zb[2 * b:].view(*neg.shape, -1)
         s_pos = (zu * zp).sum(-1)
         s_neg = (zu.unsqueeze(1) * zn).sum(-1) if zn.dim() == 3 else (zu * zn).sum(-1)
-        parts: Dict[str, Tensor] = {}
-        if name == "tce":
-            rate = losses.tce_drop_rate(epoch, me.tce_max_drop, me.tce_warmup_epochs)
-            parts["rec"] = losses.tce_loss(s_pos, s_neg, rate)
-        elif name == "rce":
-            parts["rec"] = losses.rce_loss(s_pos, s_neg, me.rce_beta)
-        else:
-            parts["rec"] = losses.bpr_loss(s_pos, s_neg)
-        parts["reg"] = cfg.train.l2 * losses.l2_reg(self.model.ego()[rows], batch_size=b)
-        objective = parts["rec"]
-        bu = torch.unique(users)
-        bi = torch.unique(pos) + n_u
-        if name == "sgl":
-            self._epoch_views(epoch)
-            za, zb = self.model(self._views["a"], generator=gen), self.model(self._views["b"], generator=gen)
-            parts["ssl"] = me.ssl_lambda * losses.ssl_loss(za, zb, bu, bi, me.ssl_tau)
-        elif name == "simgcl":
-            za = self.model(self.adj_pred, noise_eps=me.simgcl_eps, generator=gen)
-            zb = self.model(self.adj_pred, noise_eps=me.simgcl_eps, generator=gen)
-            parts["ssl"] = me.ssl_lambda * losses.ssl_loss(za, zb, bu, bi, me.ssl_tau)
-        elif self.llmhni and self._is_aux_step(epoch, step):
-            # L_de and L_hal on every n-th step with weight n * lambda: the same objective in
-            # expectation, at 1/n of the cost of the three extra propagations and the InfoNCEs
-            n = me.aux_every
-            bu, bi = self._aux_nodes(bu, bi, epoch, step)
-            l_de = l_hal = None
-            if self.adj_gp is not None and me.lambda_de > 0:
-                other = self.adj_g if self.adj_pred is self.adj_gp else self.adj_gp
-                z_other = self.model(other, generator=gen)
-                z_g, z_gp = (z_other, z) if self.adj_pred is self.adj_gp else (z, z_other)
-                l_de = losses.de_loss(z_g, z_gp, bu, bi, me.tau_de)
-                parts["de"] = n * me.lambda_de * l_de.detach()
-            if me.hallucination_robust and me.lambda_hal > 0:
-                self._epoch_views(epoch)
-                za, zb = self.model(self._views["a"], generator=gen), self.model(self._views["b"], generator=gen)
-                l_hal = losses.hal_loss(za, zb, bu, bi, me.tau_hal)
-                parts["hal"] = n * me.lambda_hal * l_hal.detach()
-            objective = losses.llmhni_objective(parts["rec"], l_de, l_hal, n * me.lambda_de, n * me.lambda_hal)
-        # the logged parts are detached; "de"/"hal" enter the total through the objective
-        total = objective + sum(v for k, v in parts.items() if k not in ("rec", "de", "hal"))
+        l_rec = self.method.rec_loss(s_pos, s_neg, step)
+        l_reg = self.cfg.train.l2 * losses.l2_reg(self.model.ego()[rows], batch_size=b)
+        terms = self.method.aux_losses(step, z)
+        total = losses.objective(l_rec, terms) + l_reg
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
-        out = {k: float(v.detach()) for k, v in parts.items()}
+        out = {"rec": float(l_rec.detach()), "reg": float(l_reg.detach())}
+        out.update({k: float(w * t.detach()) for k, (w, t) in terms.items()})
         out["loss"] = float(total.detach())
         return out
 
@@ -442,7 +193,7 @@ class Trainer:
     @torch.no_grad()
     def representations(self) -> Tuple[Tensor, Tensor]:
         self.model.eval()
-        return self.model.split(self.model(self.adj_pred))
+        return self.model.split(self.model(self.method.graph.adj))
 
     def evaluate(self, split: str = "valid") -> Dict[str, float]:
         """Full-ranking Recall/NDCG@{10,20} on ``valid`` (train masked) or ``test``
@@ -463,7 +214,8 @@ class Trainer:
                 "partial": None if self.partial is None else self.partial.__dict__.copy(),
                 "history": self.history, "best": self.best, "best_state": self.best_state,
                 "bad_evals": self.bad_evals, "stopped_early": self.stopped_early,
-                "torch_rng": torch.get_rng_state(), "sample_counts": self._sample_counts}
+                "torch_rng": torch.get_rng_state(), "sample_counts": self._sample_counts,
+                "method_state": self.method.state_dict()}
 
     def load_state_dict(self, st: Dict[str, Any]) -> None:
         self.model.load_state_dict(st["model"])
@@ -474,6 +226,7 @@ class Trainer:
         self.bad_evals, self.stopped_early = st["bad_evals"], st["stopped_early"]
         torch.set_rng_state(st["torch_rng"])
         self._sample_counts = st.get("sample_counts")
+        self.method.load_state_dict(st.get("method_state") or {})
 
     def _path(self, name: str) -> Optional[str]:
         return None if self.out_dir is None else os.path.join(self.out_dir, name)
@@ -490,7 +243,7 @@ class Trainer:
         if p is None or not os.path.isfile(p):
             return False
         st = load_checkpoint(p, map_location=self.device)
-        mine, theirs = _train_relevant(self.cfg.to_dict()), _train_relevant(st["config"])
+        mine, theirs = trajectory_settings(self.cfg.to_dict()), trajectory_settings(st["config"])
         if mine != theirs:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise ValueError(f"cannot resume from {p}: it was written with a different configuration "
@@ -505,7 +258,6 @@ class Trainer:
 
         With ``handle_sigint``, Ctrl-C finishes the current step, saves the checkpoint and
         raises :class:`Interrupted` (a second Ctrl-C stops at once)."""
-        t = self.cfg.train
         old_handler = None
         if handle_sigint:
             def _on_sigint(signum, frame):  # noqa: ARG001
@@ -623,31 +375,6 @@ class Trainer:
         return res
 
 
-def _train_relevant(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Config entries that change the trajectory (not progress bars, paths, epoch limits)."""
-    flat: Dict[str, Any] = {}
-    for sec, vals in cfg.items():
-        if isinstance(vals, dict):
-            for k, v in vals.items():
-                flat[f"{sec}.{k}"] = v
-    # train.threads stays: OpenMP reductions make 1 and 2 threads differ in the last bits
-    for k in ("train.progress", "train.epochs", "train.eval_batch_size",
-              "train.eval_item_block", "data.data_root"):
-        flat.pop(k, None)
-    # only the method settings (and signals) the method reads
-    from .methods import METHODS, NEEDS_SIGNALS, implied_settings, relevant_method_keys
-    name = flat.get("method.name")
-    if name in METHODS:     # what the name implies (the ablation switches), as the Trainer applies it
-        flat.update({f"method.{k}": v for k, v in implied_settings(name).items()})
-    keep = set(relevant_method_keys(name))
-    for k in [k for k in flat if k.startswith("method.") and k[len("method."):] not in keep]:
-        del flat[k]
-    if name not in NEEDS_SIGNALS:
-        for k in [k for k in flat if k.startswith("signals.")]:
-            del flat[k]
-    return flat
-
-
 def environment(device: torch.device) -> Dict[str, Any]:
     """Versions, backend and device facts recorded with every run."""
     from . import __version__, backend_info
@@ -666,37 +393,12 @@ def environment(device: torch.device) -> Dict[str, Any]:
             "device": dev, "backend": backend}
 
 
-def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: Union[bool, str] = False,
-                 cache_dir: Optional[str] = None, dataset=None, signals=None,
-                 handle_sigint: bool = False, log: Callable[[str], None] = _log.info) -> Dict[str, Any]:
-    """Everything ``llmhni train`` does: data, signals (LLMHNI), training, results.
-
-    ``resume``: True continues from ``out_dir``'s checkpoint and says so when there is none;
-    ``"auto"`` (what ``compare`` does) continues silently when there is one. Per-epoch lines
-    are logged only with ``train.progress``."""
-    cfg.validate()
-    ds = dataset if dataset is not None else load_run_dataset(cfg)
-    if is_llmhni(cfg.method.name) and signals is None:
-        log(f"signals: preparing for {ds.name} (cached in {cache_dir or 'no cache'})")
-        signals = signals_for(cfg, ds, cache_dir, progress=cfg.train.progress)
-    if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        clean_stale_tmp(out_dir)                # left by a run killed while writing
-        from .config import dump_yaml
-        dump_yaml(cfg, os.path.join(out_dir, "config.yaml"))
-    tr = Trainer(cfg, ds, signals=signals, out_dir=out_dir)
-    if resume:
-        if tr.resume():
-            log(f"resumed from {out_dir}/checkpoint.pt at epoch {tr.epoch + 1}, step {tr.step}")
-        elif resume != "auto":
-            log(f"--resume: no checkpoint in {out_dir}, starting from scratch")
-
-    def on_epoch(rec: Dict[str, Any]) -> None:
-        if not cfg.train.progress:
-            return
-        msg = f"epoch {rec['epoch']:3d}  loss {rec['loss']:.4f}  {rec['train_seconds']:.1f}s"
-        if "valid_recall@20" in rec:
-            msg += f"  valid R@20 {rec['valid_recall@20']:.4f}  N@20 {rec['valid_ndcg@20']:.4f}"
-        log(msg)
-        sys.stdout.flush()
-    return tr.fit(on_epoch=on_epoch, handle_sigint=handle_sigint)
+def _check_splits(ds) -> None:
+    """Refuse data a run cannot learn from or report on."""
+    if len(ds.train) == 0:
+        raise ValueError(f"data set {ds.name!r} has no training interactions")
+    if len(ds.test) == 0:
+        cleanup = (getattr(ds, "meta", None) or {}).get("cleanup", {})
+        lost = {k: v for k, v in cleanup.items() if k.startswith("test") and v}
+        raise ValueError(f"data set {ds.name!r} has no test interactions"
+                         + (f" (clean-up removed them: {lost})" if lost else "") + "; test metrics would all be 0")

@@ -9,15 +9,8 @@ from llmhni_ext import cli
 from llmhni_ext.methods import METHODS
 from llmhni_ext.train import Trainer
 
-from test_train_support import install_standins
-
 QUICK = ["--dataset", "synthetic", "--backbone", "lightgcn", "--dim", "16", "--layers", "2",
          "--batch-size", "256", "--no-progress", "--lr", "0.01"]
-
-
-@pytest.fixture(autouse=True)
-def _standins(monkeypatch):
-    install_standins(monkeypatch)
 
 
 def test_help_documents_commands_and_methods(capsys):

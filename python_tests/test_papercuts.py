@@ -91,7 +91,7 @@ def test_library_messages_go_through_logging(tmp_path, capsys, caplog):
     import logging
 
     from llmhni_ext.config import RunConfig
-    from llmhni_ext.train import run_training
+    from llmhni_ext.pipeline import run_training
     cfg = RunConfig()
     cfg.data.dataset, cfg.method.name = "synthetic", "bpr"
     cfg.model.dim, cfg.model.layers, cfg.train.epochs = 8, 1, 1
@@ -162,6 +162,6 @@ def test_negatives_avoid_the_edges_the_denoised_graph_adds():
     cfg = RunConfig()
     cfg.method.name, cfg.model.dim, cfg.model.layers, cfg.train.progress = "llmhni", 8, 1, False
     tr = Trainer(cfg.validate(), ds, signals=sig)
-    assert tr.adj_pred is tr.adj_gp
+    assert tr.method.graph is tr.method.Gp
     neg = tr.sampler.sample(hu.repeat(50), mode="uniform")
     assert not any((int(u), int(n)) in set(hard) for u, n in zip(hu.repeat(50), neg))

@@ -8,16 +8,14 @@ import torch
 
 from llmhni_ext.config import RunConfig
 from llmhni_ext.methods import METHODS
-from llmhni_ext.train import Interrupted, Trainer, denoised_edges, load_run_dataset, run_training
+from llmhni_ext.methods import Step
+from llmhni_ext.methods.llmhni import denoised_edges
+from llmhni_ext.pipeline import load_run_dataset, run_training
+from llmhni_ext.train import Interrupted, Trainer
 
-from test_train_support import install_standins, tiny_dataset, tiny_signals
+from test_train_support import tiny_dataset, tiny_signals
 
 ML100K = "/work/shared/data"
-
-
-@pytest.fixture(autouse=True)
-def _standins(monkeypatch):
-    install_standins(monkeypatch)
 
 
 def small_cfg(method="bpr", backbone="lightgcn", epochs=2, **train):
@@ -61,14 +59,14 @@ def test_denoised_graph_and_quality():
     q = tr.quality
     assert q["removed"] == 15 and q["added"] == 5
     assert q["removed_vs_noise"]["precision"] == 1.0 and q["removed_vs_noise"]["recall"] == 1.0
-    assert tr.adj_pred is tr.adj_gp and tr.adj_gp.nnz == 2 * (len(ds.train) - 15 + 5)
+    assert tr.method.graph is tr.method.Gp and tr.method.Gp.adj.nnz == 2 * (len(ds.train) - 15 + 5)
     u, i = denoised_edges(torch.tensor([0, 0, 1]), torch.tensor([1, 2, 0]), 3,
                           torch.tensor([[1], [2]]), torch.tensor([[0], [2]]))
     assert list(zip(u.tolist(), i.tolist())) == [(0, 1), (1, 0), (1, 2)]
     cfg = small_cfg("llmhni")
     cfg.method.predict_graph = "original"
-    assert Trainer(cfg, ds, signals=sig).adj_pred is not None
-    assert Trainer(small_cfg("llmhni-wo-denoise"), ds, signals=sig).adj_gp is None
+    assert Trainer(cfg, ds, signals=sig).method.graph is not None
+    assert Trainer(small_cfg("llmhni-wo-denoise"), ds, signals=sig).method.Gp is None
 
 
 def test_aux_terms_every_nth_step_weighted_and_capped(monkeypatch):
@@ -93,8 +91,9 @@ def test_aux_terms_every_nth_step_weighted_and_capped(monkeypatch):
     assert aux_steps == [s for s in range(tr.steps_per_epoch) if s % 3 == 0]
     assert seen and max(seen) <= 5          # users and items each capped at 5 nodes
     # reproducible: the node subset is a function of (seed, epoch, step)
-    a = Trainer(cfg, ds, signals=sig)._aux_nodes(torch.arange(40), torch.arange(40, 90), 1, 2)
-    b = Trainer(cfg, ds, signals=sig)._aux_nodes(torch.arange(40), torch.arange(40, 90), 1, 2)
+    step = Step(1, 2, 0, torch.arange(40), torch.arange(50), torch.Generator())
+    a = Trainer(cfg, ds, signals=sig).method._aux_nodes(step)
+    b = Trainer(cfg, ds, signals=sig).method._aux_nodes(step)
     assert all(torch.equal(x, y) for x, y in zip(a, b)) and a[0].numel() == 5 and a[1].numel() == 5
     assert len(set(a[0].tolist())) == 5
 
@@ -164,6 +163,50 @@ def test_resume_refuses_other_config(tmp_path):
     cfg.train.lr = 0.5
     with pytest.raises(ValueError, match="different configuration"):
         Trainer(cfg, ds, out_dir=str(tmp_path)).resume()
+
+
+def test_checkpoint_from_before_the_method_plugins_resumes(tmp_path):
+    """A checkpoint without the settings and state added since (train.batching, method_state)
+    resumes: a missing setting counts as its default."""
+    from llmhni_ext.checkpoint import load_checkpoint, save_checkpoint
+    ds = tiny_dataset()
+    Trainer(small_cfg("bpr", epochs=1), ds, out_dir=str(tmp_path)).fit()
+    path = str(tmp_path / "checkpoint.pt")
+    st = load_checkpoint(path)
+    del st["config"]["train"]["batching"]
+    del st["method_state"]
+    save_checkpoint(st, path)
+    tr = Trainer(small_cfg("bpr", epochs=2), ds, out_dir=str(tmp_path))
+    assert tr.resume() and tr.epoch == 1
+    assert tr.fit()["epochs_run"] == 2
+
+
+def test_trainer_never_changes_the_callers_config():
+    ds = tiny_dataset(noise=10)
+    cfg = small_cfg("bpr")
+    cfg.method.name = "llmhni-wo-sem"            # set after validation: the name implies semantic_sampling off
+    before = cfg.to_dict()
+    tr = Trainer(cfg, ds, signals=tiny_signals(ds))
+    assert cfg.to_dict() == before and cfg.method.semantic_sampling
+    assert not tr.cfg.method.semantic_sampling and tr.method.sampler_mode == "dns"
+
+
+def test_user_batching_draws_users_uniformly():
+    """train.batching=users: users drawn uniformly, then one of their positives (LightGCN's
+    reference code); as many pairs per epoch as there are interactions, all of them positives."""
+    ds = tiny_dataset()
+    tr = Trainer(small_cfg("bpr", batching="users", batch_size=10_000), ds)
+    users, pos = tr._batch(0, 0)
+    assert users.numel() == len(ds.train)
+    train = set(zip(ds.train.users.tolist(), ds.train.items.tolist()))
+    assert all(p in train for p in zip(users.tolist(), pos.tolist()))
+    counts = torch.bincount(users, minlength=ds.n_users).float()
+    assert counts.min() > 0 and counts.std() / counts.mean() < 0.5
+    u2, p2 = tr._batch(0, 0)
+    assert torch.equal(users, u2) and torch.equal(pos, p2)
+    assert not torch.equal(tr._batch(1, 0)[0], users)
+    res = Trainer(small_cfg("bpr", batching="users", epochs=3), ds).fit()
+    assert res["test"]["recall@20"] > 0
 
 
 def test_early_stopping_and_outputs(tmp_path):

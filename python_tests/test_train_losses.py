@@ -6,13 +6,6 @@ import torch
 
 from llmhni_ext import losses
 
-from test_train_support import install_standins
-
-
-@pytest.fixture(autouse=True)
-def _standins(monkeypatch):
-    install_standins(monkeypatch)
-
 
 def sig(x):
     return 1.0 / (1.0 + math.exp(-x))

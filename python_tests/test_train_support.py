@@ -1,46 +1,13 @@
-"""Helpers for the training, evaluation and CLI tests (no tests here).
-
-Small stand-ins for pieces other modules provide (edge-drop views and InfoNCE, the
-signals stage) are installed only where the real module is not importable, so these
-tests exercise the real pieces as soon as they exist."""
+"""Helpers for the training, evaluation and CLI tests (no tests here): a tiny two-cluster
+data set and hand-made signals standing in for the signals stage's output."""
 from __future__ import annotations
 
-import importlib
-import sys
-import types
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 import torch
-import torch.nn.functional as F
 
 from llmhni_ext.data.dataset import Dataset, Interactions
-from llmhni_ext.graph import CSR, csr_from_coo
-
-
-def _infonce(a, b, temperature):
-    a, b = F.normalize(a.float(), dim=-1), F.normalize(b.float(), dim=-1)
-    logits = a @ b.transpose(-1, -2) / temperature
-    labels = torch.arange(a.shape[-2])
-    if a.dim() == 2:
-        return F.cross_entropy(logits, labels)
-    return torch.stack([F.cross_entropy(x, labels) for x in logits])
-
-
-def _edge_drop_views(adj: CSR, keep_prob, num_views=1, seed=0, offset=0):
-    rows, cols = adj.row_ids(), adj.col.long()
-    up = rows < cols
-    r, c = rows[up], cols[up]
-    out = []
-    for v in range(num_views):
-        g = torch.Generator().manual_seed(hash((seed, offset, v)) & (2**62))
-        keep = torch.rand(r.numel(), generator=g) < keep_prob
-        rr, cc = r[keep], c[keep]
-        a = csr_from_coo(torch.cat([rr, cc]), torch.cat([cc, rr]), adj.n_rows, adj.n_cols)
-        deg = a.degrees().double().clamp(min=1)
-        val = (deg[a.row_ids()].rsqrt() * deg[a.col.long()].rsqrt()).float()
-        out.append(CSR(a.rowptr, a.col, val, adj.n_rows, adj.n_cols, symmetric=True))
-    return out
 
 
 @dataclass
@@ -52,17 +19,6 @@ class StandInSignals:
     user_raw: Optional[torch.Tensor] = None
     item_raw: Optional[torch.Tensor] = None
     summary: Optional[Dict[str, Any]] = None
-
-
-def install_standins(monkeypatch) -> None:
-    """Provide llmhni_ext.contrastive where it has not landed yet."""
-    try:
-        importlib.import_module("llmhni_ext.contrastive")
-    except ImportError:
-        mod = types.ModuleType("llmhni_ext.contrastive")
-        mod.infonce = _infonce
-        mod.edge_drop_views = _edge_drop_views
-        monkeypatch.setitem(sys.modules, "llmhni_ext.contrastive", mod)
 
 
 def tiny_dataset(n_users=40, n_items=60, per_user=8, seed=0, noise=0) -> Dataset:

@@ -11,6 +11,7 @@ loader made, with counts.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -153,6 +154,14 @@ class Dataset:
         if name not in ("train", "valid", "test"):
             raise ValueError(f"unknown split {name!r}; expected 'train', 'valid' or 'test'")
         return getattr(self, name)
+
+    def train_fingerprint(self) -> str:
+        """12 hex digits of sha256 over the sizes and the training pairs: the key of every
+        cache whose value depends on the training graph (signals, judgments, backbones)."""
+        h = hashlib.sha256(f"{self.n_users},{self.n_items}".encode())
+        h.update(self.train.users.numpy().tobytes())
+        h.update(self.train.items.numpy().tobytes())
+        return h.hexdigest()[:12]
 
     def train_csr(self):
         """Training interactions as a ``scipy.sparse.csr_matrix`` (n_users x n_items, ones)."""

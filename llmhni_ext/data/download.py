@@ -31,6 +31,8 @@ import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
+from .._common import cache_root
+
 ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 PROFILES_COMMIT = "3b88de112cf011a096593cf8e1d480725a02b669"
 PROFILES_BASE_URL = f"https://raw.githubusercontent.com/danialebrat/Unifying-LLMs-with-Recsys/{PROFILES_COMMIT}"
@@ -300,7 +302,7 @@ def ensure_profiles(root, files: Iterable[str], *, base_url: Optional[str] = Non
 
 
 def _verified_index() -> Path:
-    root = os.environ.get("LLMHNI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "llmhni")
+    root = cache_root()
     return Path(root) / "verified-data.json"
 
 

@@ -11,12 +11,15 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
+from .._common import cache_root
+
 ENV_VAR = "LLMHNI_DATA_ROOT"
 _REPO = Path(__file__).resolve().parents[2]
 
 
 def default_cache_root() -> Path:
-    return Path(os.path.expanduser("~")) / ".cache" / "llmhni" / "data"
+    """``<cache root>/data`` (``$LLMHNI_CACHE_DIR``, else ``~/.cache/llmhni``): where downloads go."""
+    return Path(cache_root()) / "data"
 
 
 def resolve_data_root(data_root: Optional[Union[str, os.PathLike]] = None) -> Path:

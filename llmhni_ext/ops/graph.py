@@ -21,12 +21,8 @@ import torch
 from torch import Tensor
 
 from .. import _backend
+from .._common import index_dtype
 
-INT32_MAX = 2**31 - 1
-
-
-def _index_dtype(*sizes: int) -> torch.dtype:
-    return torch.int32 if max(sizes, default=0) <= INT32_MAX else torch.int64
 
 
 def csr_from_coo(rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> Tuple[Tensor, Tensor]:
@@ -126,14 +122,14 @@ def _register() -> None:
     @torch.library.register_fake(lib + "csr_from_coo")
     def _(row, col, n_rows, n_cols):
         nnz = torch.library.get_ctx().new_dynamic_size()
-        dt = _index_dtype(n_rows + 1, n_cols, row.numel())
+        dt = index_dtype(n_rows + 1, n_cols, row.numel())
         return row.new_empty(n_rows + 1, dtype=dt), row.new_empty(nnz, dtype=dt)
 
     @torch.library.register_fake(lib + "bipartite_norm_adj")
     def _(users, items, n_users, n_items):
         nnz = torch.library.get_ctx().new_dynamic_size()
         n = n_users + n_items
-        dt = _index_dtype(n + 1, n, 2 * users.numel())
+        dt = index_dtype(n + 1, n, 2 * users.numel())
         return (users.new_empty(n + 1, dtype=dt), users.new_empty(nnz, dtype=dt),
                 users.new_empty(nnz, dtype=torch.float32))
 

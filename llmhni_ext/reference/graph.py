@@ -8,13 +8,10 @@ import torch
 from torch import Tensor
 
 from . import checks as C
+from .._common import index_dtype
 from .common import inv_sqrt_degree
 
 OPS = ["csr_from_coo", "bipartite_norm_adj", "csr_transpose", "spmm", "csr_sddmm", "lightgcn_propagate"]
-
-
-def _index_dtype(*sizes: int) -> torch.dtype:
-    return torch.int32 if max(sizes, default=0) <= 2**31 - 1 else torch.int64
 
 
 def csr_from_coo(row: Tensor, col: Tensor, n_rows: int, n_cols: int) -> Tuple[Tensor, Tensor]:
@@ -22,7 +19,7 @@ def csr_from_coo(row: Tensor, col: Tensor, n_rows: int, n_cols: int) -> Tuple[Te
     C.coo_args("csr_from_coo", row, col, n_rows, n_cols, "row", "col")
     key = torch.unique(row.long() * n_cols + col.long())  # sorted
     r, c = key // n_cols, key % n_cols
-    dt = _index_dtype(n_rows + 1, n_cols, row.numel())
+    dt = index_dtype(n_rows + 1, n_cols, row.numel())
     rowptr = torch.zeros(n_rows + 1, dtype=torch.long, device=row.device)
     rowptr[1:] = torch.cumsum(torch.bincount(r, minlength=n_rows), 0)
     return rowptr.to(dt), c.to(dt)
@@ -34,7 +31,7 @@ def bipartite_norm_adj(users: Tensor, items: Tensor, n_users: int, n_items: int)
     u, i = users.long(), items.long() + n_users
     n = n_users + n_items
     rowptr, col = csr_from_coo(torch.cat([u, i]), torch.cat([i, u]), n, n)
-    dt = _index_dtype(n + 1, n, 2 * users.numel())
+    dt = index_dtype(n + 1, n, 2 * users.numel())
     rowptr, col = rowptr.to(dt), col.to(dt)
     deg = (rowptr[1:] - rowptr[:-1]).double()
     rows = torch.repeat_interleave(torch.arange(n, device=users.device), (rowptr[1:] - rowptr[:-1]).long())

@@ -14,6 +14,8 @@ from typing import Callable, Optional
 
 import yaml
 
+from .._common import cache_root
+
 from .config import ENCODERS, JUDGES, SignalsConfig
 
 
@@ -84,7 +86,7 @@ def main(args: argparse.Namespace, backbone_fn: Optional[Callable] = None) -> in
     except (ValueError, OSError) as e:
         print(f"llmhni signals: {e}", file=sys.stderr)
         return 2
-    cache = args.cache_dir or os.environ.get("LLMHNI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "llmhni")
+    cache = args.cache_dir or cache_root()
     ds = load_dataset(args.dataset, args.data_root, noise=_noise(args.noise), seed=args.seed)
     print(ds.summary(), flush=True)
     try:

@@ -9,8 +9,10 @@ relevance judges).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, get_type_hints
+
+from ..typed import coerce  # one set of type rules for every config
 
 ENCODERS = ("minilm", "sentence-transformers", "openai", "precomputed", "hashing", "interactions")
 JUDGES = ("local-lm", "openai-chat", "embedding", "none")
@@ -112,10 +114,8 @@ class SignalsConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"SignalsConfig: unknown option(s) {unknown}; known: {sorted(names)}")
-        from typing import get_type_hints
-        from ..config import _coerce              # one set of type rules for every config
         hints = get_type_hints(cls)
-        return cls(**{k: _coerce(v, hints[k], f"signals.{k}") for k, v in d.items()})
+        return cls(**{k: coerce(v, hints[k], f"signals.{k}") for k, v in d.items()})
 
     @classmethod
     def from_yaml(cls, path: str) -> "SignalsConfig":

@@ -89,13 +89,6 @@ def _plain(x: Any) -> Any:
     return x
 
 
-def _train_hash(ds) -> str:
-    h = hashlib.sha256(f"{ds.n_users},{ds.n_items}".encode())
-    h.update(ds.train.users.numpy().tobytes())
-    h.update(ds.train.items.numpy().tobytes())
-    return h.hexdigest()[:12]
-
-
 def _inputs_hash(ds, cfg: SignalsConfig) -> str:
     """Hash of the data the signals are computed from beyond the training graph: the user
     and item texts, the data set's precomputed embeddings and the files of encoder_path."""
@@ -278,7 +271,7 @@ def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = N
     t_start, c_start = time.perf_counter(), time.process_time()
     summary: Dict[str, Any] = {"dataset": ds.name, "n_users": ds.n_users, "n_items": ds.n_items,
                                "config": cfg.to_dict(), "device": device}
-    ds_id = f"{ds.name}#{_train_hash(ds)}"
+    ds_id = f"{ds.name}#{ds.train_fingerprint()}"
 
     # --- backbone first: its embeddings are part of the final cache key
     bb = None
@@ -294,7 +287,7 @@ def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = N
         if bb is not None:
             h.update(bb[0].numpy().tobytes())
             h.update(bb[1].numpy().tobytes())
-        final_path = os.path.join(cache_dir, "signals", f"{ds.name}-{_train_hash(ds)}-{h.hexdigest()[:16]}.pt")
+        final_path = os.path.join(cache_dir, "signals", f"{ds.name}-{ds.train_fingerprint()}-{h.hexdigest()[:16]}.pt")
         if os.path.isfile(final_path):
             try:
                 sig = Signals.load(final_path)
@@ -386,7 +379,7 @@ def _logical(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw, item_raw, device,
     t0 = time.perf_counter()
     judge = make_judge(cfg, device, cache_dir, log)
     load_s = time.perf_counter() - t0
-    path = os.path.join(cache_dir, "judgments", f"{ds.name}-{_train_hash(ds)}.jsonl") if cache_dir else None
+    path = os.path.join(cache_dir, "judgments", f"{ds.name}-{ds.train_fingerprint()}.jsonl") if cache_dir else None
     info: Dict[str, Any] = {"judge": judge.name, "proxy": bool(judge.proxy), "cache": path, "judge_load_seconds": load_s,
                             "users": len(tasks), "user_limit": limit, "candidate_positives": sum(len(c.positives) for c in cands),
                             "candidate_negatives": sum(len(c.negatives) for c in cands)}

@@ -30,6 +30,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..._common import cache_root
+
 from .base import JudgeInputs, ScoreJudge, UserTask
 
 LM_VERSION = "pmi-v1"
@@ -41,7 +43,7 @@ def default_dtype(device: str) -> torch.dtype:
 
 
 def _models_dir(cache_dir: Optional[str]) -> str:
-    root = cache_dir or os.environ.get("LLMHNI_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "llmhni")
+    root = cache_dir or cache_root()
     return os.path.join(root, "models")
 
 

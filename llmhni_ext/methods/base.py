@@ -1,0 +1,158 @@
+"""What a training method is, and what one training step hands it.
+
+A method decides four things and nothing else:
+
+* the graph its recommendation loss trains on and predicts with (``graph``), and therefore
+  the positives of a batch and the ones the sampler must never return;
+* how negatives are drawn (``sampler_mode``: uniform, popularity, dns or llmhni);
+* its recommendation loss ``L_rec`` (``rec_loss``, BPR unless it says otherwise);
+* its auxiliary terms ``{name: (lambda_k, L_k)}`` (``aux_losses``).
+
+The loop (:class:`llmhni_ext.train.Trainer`) then minimises
+``L = L_rec + sum_k lambda_k L_k + l2 * L_reg``. A method is one module of this package,
+registered with :func:`llmhni_ext.methods.register`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .. import losses
+from ..contrastive import edge_drop_views
+from ..graph import CSR, normalized_bipartite_adj
+from ..seeding import Stream, derive_seed
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..models import Backbone
+
+
+@dataclass
+class Graph:
+    """One training graph: its edges (users, items) and its normalised adjacency."""
+    users: Tensor
+    items: Tensor
+    adj: CSR
+
+    @classmethod
+    def build(cls, users: Tensor, items: Tensor, n_users: int, n_items: int, device: torch.device) -> "Graph":
+        users, items = users.to(device), items.to(device)
+        return cls(users, items, normalized_bipartite_adj(users, items, n_users, n_items))
+
+
+@dataclass
+class RunContext:
+    """What a method may read about its run (and nothing it could change behind the loop's back)."""
+    cfg: Any                      # the run's validated RunConfig (llmhni_ext.config imports this package)
+    dataset: Any
+    signals: Any
+    model: "Backbone"
+    G: Graph                      # the observed training graph
+    device: torch.device
+
+    @property
+    def n_users(self) -> int:
+        return self.dataset.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.dataset.n_items
+
+
+@dataclass
+class Step:
+    """One training step: its place in the run, its batch and its random stream."""
+    epoch: int
+    index: int                    # step within the epoch
+    global_step: int              # epoch * steps_per_epoch + index (the sampler's counter)
+    users: Tensor                 # [B] batch users
+    pos: Tensor                   # [B] their positives (item ids)
+    gen: torch.Generator          # this step's dropout / noise stream
+    scratch: Dict[str, Any] = field(default_factory=dict)   # what a method keeps between its hooks
+
+    def batch_nodes(self, n_users: int) -> Tuple[Tensor, Tensor]:
+        """The batch's distinct users and items, as node ids (items offset by ``n_users``)."""
+        return torch.unique(self.users), torch.unique(self.pos) + n_users
+
+
+class Method:
+    """Base of every training method: BPR on G with uniform negatives, no auxiliary terms."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: how negatives are drawn: uniform | popularity | dns | llmhni
+    sampler_mode: ClassVar[str] = "uniform"
+    #: the MethodConfig fields this method reads (besides name and num_negatives)
+    reads: ClassVar[Tuple[str, ...]] = ()
+    #: MethodConfig fields fixed by the method's name (ablation switches), applied by validation
+    implies: ClassVar[Dict[str, Any]] = {}
+    #: what it needs from the signals stage: None, "texts" (profile embeddings) or "all"
+    needs_signals: ClassVar[Optional[str]] = None
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.cfg.method           # MethodConfig
+        self._views: Dict[str, Any] = {"epoch": -1}
+
+    # -- what it trains on ---------------------------------------------------------------
+    @property
+    def model(self) -> "Backbone":
+        return self.ctx.model
+
+    @property
+    def graph(self) -> Graph:
+        """The graph L_rec trains on, whose edges are the batch positives, and which the
+        representations are computed on at evaluation."""
+        return self.ctx.G
+
+    def parameters(self) -> List[nn.Parameter]:
+        """Parameters of the method's own (besides the backbone's), trained with it."""
+        return []
+
+    def summary(self) -> Dict[str, Any]:
+        """Facts about the method's inputs recorded in the results (e.g. what G' changed)."""
+        return {}
+
+    # -- one step ------------------------------------------------------------------------
+    def representations(self, step: Step) -> Tensor:
+        """z = f(graph; e^(0)): the representations L_rec scores."""
+        return self.model(self.graph.adj, generator=step.gen)
+
+    def sampler_kwargs(self, step: Step, z: Tensor) -> Dict[str, Any]:
+        """Mode-specific arguments of :meth:`NegativeSampler.sample` (scores for dns / llmhni)."""
+        if self.sampler_mode not in ("dns", "llmhni"):
+            return {}
+        zu, zi = self.model.split(z.detach())
+        return {"num_candidates": self.cfg.num_candidates, "user_emb": zu, "item_emb": zi}
+
+    def rec_loss(self, s_pos: Tensor, s_neg: Tensor, step: Step) -> Tensor:
+        """L_rec; BPR (:func:`llmhni_ext.losses.bpr_loss`)."""
+        return losses.bpr_loss(s_pos, s_neg)
+
+    def aux_losses(self, step: Step, z: Tensor) -> Dict[str, Tuple[float, Tensor]]:
+        """The auxiliary terms ``{name: (lambda_k, L_k)}`` of this step."""
+        return {}
+
+    # -- state kept across steps ------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        pass
+
+    # -- shared helpers -------------------------------------------------------------------
+    def edge_dropped_views(self, epoch: int, *graphs: CSR) -> Tuple[CSR, ...]:
+        """Edge-dropped views (each undirected edge kept with ``method.keep_prob``), fresh each
+        epoch: one of each graph given, or two of the single graph given. Epoch ``e`` uses
+        counter offsets ``2e`` and ``2e + 1`` of the views stream."""
+        if self._views["epoch"] != epoch:
+            seed, p = derive_seed(self.ctx.cfg.train.seed, Stream.VIEWS), self.cfg.keep_prob
+            if len(graphs) == 1:
+                views = tuple(edge_drop_views(graphs[0], p, num_views=2, seed=seed, offset=2 * epoch))
+            else:
+                views = tuple(edge_drop_views(g, p, num_views=1, seed=seed, offset=2 * epoch + k)[0]
+                              for k, g in enumerate(graphs))
+            self._views = {"epoch": epoch, "views": views}
+        return self._views["views"]

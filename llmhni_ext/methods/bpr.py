@@ -1,0 +1,9 @@
+"""BPR with uniform negatives: plain LightGCN / NGCF / MF (Rendle et al., UAI 2009)."""
+from __future__ import annotations
+
+from .base import Method
+
+
+class BPR(Method):
+    name = "bpr"
+    description = "BPR, uniform negatives"

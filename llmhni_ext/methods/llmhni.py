@@ -1,0 +1,171 @@
+"""LLMHNI (Song, Chao, Liu, AAAI 2026) and its four ablations.
+
+``L = L_rec + lambda_1 L_de + lambda_2 L_hal`` where
+
+* ``L_rec`` is BPR on the denoised graph G' with semantic hard negatives: among the top-K
+  scored of M candidates, the one least similar to the user in the aligned text space
+  (never one above ``sim_threshold``: a probable false negative);
+* ``L_de`` contrasts each batch node's representation on G with its representation on G';
+* ``L_hal`` contrasts edge-dropped views of G and of G' (robustness to judged edges that
+  are hallucinations).
+
+G' = (G plus the judged-hard non-interactions) minus the judged-noisy interactions. The
+auxiliary terms are computed on every ``aux_every``-th step with weight ``aux_every * lambda``
+(the same objective in expectation) over at most ``aux_max_nodes`` of the batch's users and items.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .. import losses
+from ..evaluate import edge_set_quality
+from ..seeding import Stream, derive_seed
+from .base import Graph, Method, RunContext, Step
+
+
+def denoised_edges(users: Tensor, items: Tensor, n_items: int, hard: Tensor, noisy: Tensor) -> Tuple[Tensor, Tensor]:
+    """G' = (G ∪ hard edges) \\ noisy edges, as a sorted, duplicate-free (users, items) list.
+
+    ``hard`` and ``noisy`` are [2, E] (users; items), as the signals stage writes them."""
+    def keys(e: Tensor) -> Tensor:
+        e = torch.as_tensor(e).long().reshape(2, -1)
+        return e[0] * n_items + e[1]
+    all_keys = torch.unique(torch.cat([users.long() * n_items + items.long(), keys(hard)]))
+    all_keys = all_keys[~torch.isin(all_keys, torch.unique(keys(noisy)))]
+    return all_keys // n_items, all_keys % n_items
+
+
+def denoising_quality(ds, gu: Tensor, gi: Tensor) -> Dict[str, Any]:
+    """What G' changed: edges removed (precision / recall against the injected-noise labels)
+    and added (the share a user really interacts with later, in valid or test)."""
+    n_items = ds.n_items
+    obs = ds.train.users * n_items + ds.train.items
+    gp = gu * n_items + gi
+    removed = ~torch.isin(obs, gp)
+    added = gp[~torch.isin(gp, obs)]
+    q: Dict[str, Any] = {"removed": int(removed.sum()), "added": int(added.numel())}
+    if ds.train_noise is not None and bool(ds.train_noise.any()):
+        noisy = ds.train_noise
+        q["removed_vs_noise"] = edge_set_quality(ds.train.users[removed], ds.train.items[removed],
+                                                 ds.train.users[noisy], ds.train.items[noisy], n_items)
+    held = torch.cat([ds.valid.users * n_items + ds.valid.items, ds.test.users * n_items + ds.test.items])
+    if added.numel():
+        q["added_in_heldout_fraction"] = float(torch.isin(added, held).float().mean())
+    return q
+
+
+def semantic_embeddings(signals, aligned: bool) -> Tuple[Tensor, Tensor]:
+    """The projected (aligned) text embeddings, or the raw encoder ones (w/o alignment)."""
+    if aligned:
+        u, i = signals.user_sem, signals.item_sem
+    else:
+        u, i = getattr(signals, "user_raw", None), getattr(signals, "item_raw", None)
+        if u is None or i is None:
+            raise ValueError("method 'llmhni-wo-align' needs the raw text embeddings, but the signals "
+                             "carry none (expected Signals.user_raw / item_raw)")
+    return torch.as_tensor(u).float(), torch.as_tensor(i).float()
+
+
+class LLMHNI(Method):
+    name = "llmhni"
+    description = "LLMHNI: semantic hard negatives + L_de + L_hal"
+    reads = ("num_candidates", "top_k", "sim_threshold", "lambda_de", "lambda_hal", "tau_de", "tau_hal",
+             "keep_prob", "predict_graph", "semantic_sampling", "objective_alignment", "interaction_denoising",
+             "hallucination_robust", "aux_every", "aux_max_nodes")
+    needs_signals = "all"
+
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(ctx)
+        me, ds, sig = self.cfg, ctx.dataset, ctx.signals
+        if sig is None:
+            raise ValueError(f"method {me.name!r} needs the signals stage's output (signals=...)")
+        self.G = ctx.G
+        self.Gp: Optional[Graph] = None
+        self.quality: Dict[str, Any] = {}
+        if me.interaction_denoising:
+            gu, gi = denoised_edges(ds.train.users, ds.train.items, ds.n_items, sig.hard_edges, sig.noisy_edges)
+            self.Gp = Graph.build(gu, gi, ds.n_users, ds.n_items, ctx.device)
+            self.quality = denoising_quality(ds, gu, gi)
+        self.rec_on_gp = self.Gp is not None and me.predict_graph == "denoised"
+        self.user_sem, self.item_sem = (t.to(ctx.device) for t in semantic_embeddings(sig, me.objective_alignment))
+
+    @property
+    def sampler_mode(self) -> str:  # type: ignore[override]
+        return "llmhni" if self.cfg.semantic_sampling else "dns"
+
+    @property
+    def graph(self) -> Graph:
+        """G' when it exists and ``predict_graph`` is ``denoised``, else G."""
+        return self.Gp if self.rec_on_gp else self.G
+
+    def summary(self) -> Dict[str, Any]:
+        return self.quality
+
+    def sampler_kwargs(self, step: Step, z: Tensor) -> Dict[str, Any]:
+        kw = super().sampler_kwargs(step, z)
+        if self.sampler_mode == "llmhni":
+            kw.update(user_sem=self.user_sem, item_sem=self.item_sem, top_k=self.cfg.top_k,
+                      sim_threshold=self.cfg.sim_threshold)
+        return kw
+
+    def aux_losses(self, step: Step, z: Tensor) -> Dict[str, Tuple[float, Tensor]]:
+        """``{"de": (n lambda_1, L_de), "hal": (n lambda_2, L_hal)}`` on every n-th step."""
+        me, n = self.cfg, self.cfg.aux_every
+        if step.global_step % n:
+            return {}
+        bu, bi = self._aux_nodes(step)
+        terms: Dict[str, Tuple[float, Tensor]] = {}
+        if self.Gp is not None and me.lambda_de > 0:
+            # the representations on G and on G' (one of them is z, the one L_rec scores)
+            if self.rec_on_gp:
+                z_g, z_gp = self.model(self.G.adj, generator=step.gen), z
+            else:
+                z_g, z_gp = z, self.model(self.Gp.adj, generator=step.gen)
+            terms["de"] = (n * me.lambda_de, losses.de_loss(z_g, z_gp, bu, bi, me.tau_de))
+        if me.hallucination_robust and me.lambda_hal > 0:
+            graphs = (self.G.adj,) if self.Gp is None else (self.G.adj, self.Gp.adj)
+            view_g, view_gp = self.edge_dropped_views(step.epoch, *graphs)
+            za, zb = self.model(view_g, generator=step.gen), self.model(view_gp, generator=step.gen)
+            terms["hal"] = (n * me.lambda_hal, losses.hal_loss(za, zb, bu, bi, me.tau_hal))
+        return terms
+
+    def _aux_nodes(self, step: Step) -> Tuple[Tensor, Tensor]:
+        """At most ``aux_max_nodes`` of the batch's users and of its items, drawn uniformly
+        (the InfoNCE terms cost the square of the number of nodes contrasted)."""
+        bu, bi = step.batch_nodes(self.ctx.n_users)
+        cap = self.cfg.aux_max_nodes
+        if cap <= 0:
+            return bu, bi
+        g = torch.Generator().manual_seed(derive_seed(self.ctx.cfg.train.seed, Stream.AUX_NODES, step.epoch,
+                                                      step.index))
+
+        def pick(t: Tensor) -> Tensor:
+            return t if t.numel() <= cap else t[torch.randperm(t.numel(), generator=g)[:cap].to(t.device)]
+        return pick(bu), pick(bi)
+
+
+class LLMHNIWithoutSemanticSampling(LLMHNI):
+    name = "llmhni-wo-sem"
+    description = "LLMHNI without semantic sampling"
+    implies = {"semantic_sampling": False}
+
+
+class LLMHNIWithoutAlignment(LLMHNI):
+    name = "llmhni-wo-align"
+    description = "LLMHNI without objective alignment"
+    implies = {"objective_alignment": False}
+
+
+class LLMHNIWithoutDenoising(LLMHNI):
+    name = "llmhni-wo-denoise"
+    description = "LLMHNI without interaction denoising"
+    implies = {"interaction_denoising": False}
+
+
+class LLMHNIWithoutHallucinationRobustness(LLMHNI):
+    name = "llmhni-wo-hal"
+    description = "LLMHNI without hallucination-robust learning"
+    implies = {"hallucination_robust": False}

@@ -1,0 +1,132 @@
+"""Everything around the training loop: the run's data, the signals stage, the backbone
+pre-training that proposes the suspicious pairs, and ``llmhni train`` end to end."""
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+from torch import Tensor
+
+from . import _log
+from . import methods as _methods
+from .checkpoint import clean_stale_tmp, load_checkpoint, save_checkpoint
+from .config import RunConfig, dump_yaml
+from .data import load_dataset
+from .train import Trainer
+
+
+def load_run_dataset(cfg: RunConfig):
+    """The data set of a run: loaded (or generated), with injected noise, optionally sliced."""
+    noise = cfg.data.noise if cfg.data.noise > 0 else "none"
+    ds = load_dataset(cfg.data.dataset, cfg.data.data_root, noise=noise, seed=cfg.data.noise_seed)
+    if cfg.data.max_users > 0:
+        ds = slice_users(ds, cfg.data.max_users)
+    return ds
+
+
+def slice_users(ds, max_users: int):
+    """The first ``max_users`` users of a data set (items kept), for quick runs."""
+    if max_users >= ds.n_users:
+        return ds
+    keep = lambda it: it.select(it.users < max_users)  # noqa: E731
+    noise = None if ds.train_noise is None else ds.train_noise[ds.train.users < max_users]
+    return type(ds)(**{**{f: getattr(ds, f) for f in ds.__dataclass_fields__},
+                       "n_users": max_users, "train": keep(ds.train), "valid": keep(ds.valid),
+                       "test": keep(ds.test), "train_noise": noise,
+                       "user_text": None if ds.user_text is None else ds.user_text[:max_users],
+                       "user_raw_ids": list(ds.user_raw_ids)[:max_users],
+                       "user_fields": None if ds.user_fields is None else
+                       {k: v[:max_users] for k, v in ds.user_fields.items()},
+                       "user_text_emb": None if ds.user_text_emb is None else ds.user_text_emb[:max_users],
+                       "truth": None})
+
+
+def needs_signals(cfg: RunConfig) -> bool:
+    """Whether the run's method needs the signals stage's output."""
+    return _methods.get(cfg.method.name).needs_signals is not None
+
+
+def signals_for(cfg: RunConfig, ds, cache_dir: Optional[str], progress: bool = True):
+    """The signals stage's output for a method that needs it (semantic embeddings, judged
+    edges). A method that needs only the profile embeddings ("texts") skips the judge."""
+    from . import signals as S  # the signals stage pulls in the text encoders
+    opts = dict(cfg.signals)
+    if _methods.get(cfg.method.name).needs_signals == "texts":
+        opts["judge"] = "none"
+    scfg = S.SignalsConfig(**{**opts, "progress": bool(progress and opts.get("progress", True))})
+    # The backbone that proposes the suspicious pairs is trained first, and its embeddings are
+    # handed to the stage. Its seed is the data seed, so every training seed shares one set of
+    # signals; it is cached on disk.
+    bb = None
+    if scfg.judge != "none":
+        bb = pretrain_backbone(ds, seed=cfg.data.noise_seed, cache_dir=cache_dir, device=cfg.train.device,
+                               progress=progress)
+    return S.prepare_signals(ds, scfg, backbone_embeddings=bb, cache_dir=cache_dir)
+
+
+def pretrain_backbone(ds, *, epochs: int = 20, dim: int = 64, layers: int = 3, seed: int = 0,
+                      cache_dir: Optional[str] = None, device: str = "cpu",
+                      progress: bool = True) -> Tuple[Tensor, Tensor]:
+    """A short LightGCN/BPR pre-training (early-stopped on validation Recall@20) whose
+    embeddings propose the suspicious pairs for the judges. Cached on disk by training
+    data, dimensions, epochs and seed."""
+    path = None
+    if cache_dir:
+        key = f"{ds.train_fingerprint()}-d{dim}-l{layers}-e{epochs}-s{seed}"
+        path = os.path.join(cache_dir, "backbone", f"lightgcn-{key}.pt")
+        if os.path.isfile(path):
+            try:
+                st = load_checkpoint(path)
+                return st["user"], st["item"]
+            except (RuntimeError, KeyError):
+                pass                                    # a damaged cache entry is recomputed
+    cfg = RunConfig()
+    cfg.model.backbone, cfg.model.dim, cfg.model.layers = "lightgcn", dim, layers
+    cfg.method.name = "bpr"
+    cfg.train.epochs, cfg.train.seed, cfg.train.device = epochs, seed, device
+    cfg.train.progress, cfg.train.patience, cfg.train.lr = progress, 3, 0.01
+    tr = Trainer(cfg.validate(), ds)
+    tr.fit(evaluate_test=False)
+    u, i = (t.detach().cpu().float() for t in tr.representations())
+    if path:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        save_checkpoint({"user": u, "item": i}, path)
+    return u, i
+
+
+def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: Union[bool, str] = False,
+                 cache_dir: Optional[str] = None, dataset=None, signals=None,
+                 handle_sigint: bool = False, log: Callable[[str], None] = _log.info) -> Dict[str, Any]:
+    """Everything ``llmhni train`` does: data, signals (when the method needs them), training,
+    results. ``cfg`` is not changed.
+
+    ``resume``: True continues from ``out_dir``'s checkpoint and says so when there is none;
+    ``"auto"`` (what ``compare`` does) continues silently when there is one. Per-epoch lines
+    are logged only with ``train.progress``."""
+    cfg = copy.deepcopy(cfg).validate()
+    ds = dataset if dataset is not None else load_run_dataset(cfg)
+    if needs_signals(cfg) and signals is None:
+        log(f"signals: preparing for {ds.name} (cached in {cache_dir or 'no cache'})")
+        signals = signals_for(cfg, ds, cache_dir, progress=cfg.train.progress)
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        clean_stale_tmp(out_dir)                # left by a run killed while writing
+        dump_yaml(cfg, os.path.join(out_dir, "config.yaml"))
+    tr = Trainer(cfg, ds, signals=signals, out_dir=out_dir)
+    if resume:
+        if tr.resume():
+            log(f"resumed from {out_dir}/checkpoint.pt at epoch {tr.epoch + 1}, step {tr.step}")
+        elif resume != "auto":
+            log(f"--resume: no checkpoint in {out_dir}, starting from scratch")
+
+    def on_epoch(rec: Dict[str, Any]) -> None:
+        if not cfg.train.progress:
+            return
+        msg = f"epoch {rec['epoch']:3d}  loss {rec['loss']:.4f}  {rec['train_seconds']:.1f}s"
+        if "valid_recall@20" in rec:
+            msg += f"  valid R@20 {rec['valid_recall@20']:.4f}  N@20 {rec['valid_ndcg@20']:.4f}"
+        log(msg)
+        sys.stdout.flush()
+    return tr.fit(on_epoch=on_epoch, handle_sigint=handle_sigint)
