@@ -100,6 +100,25 @@ class MethodConfig:
     ssl_lambda: float = 0.01          # 0.1 holds BPR near ln 2 on ML-100K; 0.01 > 0.003 > 0.1 on validation
     ssl_tau: float = 0.2
     simgcl_eps: float = 0.1
+    # WBPR: negatives drawn with p(j) ~ degree(j)^alpha (Gantner et al.: alpha = 1)
+    wbpr_alpha: float = 1.0
+    # XSimGCL (SELFRec's defaults): weight, temperature, noise, and the layer contrasted with the output
+    xsimgcl_lambda: float = 0.2
+    xsimgcl_tau: float = 0.15
+    xsimgcl_eps: float = 0.2
+    xsimgcl_layer: int = 1
+    # RLMRec (the authors' Amazon-book settings)
+    rlmrec_con_lambda: float = 0.01
+    rlmrec_con_tau: float = 0.2
+    rlmrec_gen_lambda: float = 0.1
+    rlmrec_gen_tau: float = 0.5
+    rlmrec_mask_ratio: float = 0.15
+    # BOD (the authors' defaults): generator learning rate, loss weights, outer-level batch size
+    bod_lr: float = 0.001
+    bod_alpha_bpr: float = 1.0
+    bod_alpha_align: float = 1.0
+    bod_alpha_unif: float = 0.5
+    bod_outer_batch: int = 2048
 
 
 @dataclass
@@ -155,9 +174,15 @@ def _validate(cfg: RunConfig) -> None:
     _check(me.num_candidates >= 1, "method.num_candidates", "must be >= 1", me.num_candidates)
     _check(1 <= me.top_k <= me.num_candidates, "method.top_k", "must be in [1, num_candidates]", me.top_k)
     _check(-1.0 <= me.sim_threshold <= 1.0, "method.sim_threshold", "must be in [-1, 1]", me.sim_threshold)
-    for k in ("lambda_de", "lambda_hal", "ssl_lambda", "tce_max_drop", "rce_beta", "simgcl_eps"):
+    for k in ("lambda_de", "lambda_hal", "ssl_lambda", "tce_max_drop", "rce_beta", "simgcl_eps", "wbpr_alpha",
+              "xsimgcl_lambda", "xsimgcl_eps", "rlmrec_con_lambda", "rlmrec_gen_lambda", "bod_alpha_bpr", "bod_alpha_align",
+              "bod_alpha_unif"):
         _check(getattr(me, k) >= 0, f"method.{k}", "must be >= 0", getattr(me, k))
-    for k in ("tau_de", "tau_hal", "ssl_tau"):
+    _check(me.bod_lr > 0, "method.bod_lr", "must be > 0", me.bod_lr)
+    _check(me.bod_outer_batch >= 2, "method.bod_outer_batch", "must be >= 2", me.bod_outer_batch)
+    _check(me.xsimgcl_layer >= 1, "method.xsimgcl_layer", "must be >= 1", me.xsimgcl_layer)
+    _check(0.0 < me.rlmrec_mask_ratio < 1.0, "method.rlmrec_mask_ratio", "must be in (0, 1)", me.rlmrec_mask_ratio)
+    for k in ("tau_de", "tau_hal", "ssl_tau", "xsimgcl_tau", "rlmrec_con_tau", "rlmrec_gen_tau"):
         _check(getattr(me, k) > 0, f"method.{k}", "must be > 0", getattr(me, k))
     _check(me.aux_every >= 1, "method.aux_every", "must be >= 1", me.aux_every)
     _check(me.aux_max_nodes == 0 or me.aux_max_nodes >= 2, "method.aux_max_nodes",

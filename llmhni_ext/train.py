@@ -175,6 +175,7 @@ class Trainer:
         rows = torch.cat([users, n_u + pos, n_u + neg.flatten()])
         zb = z[rows]
         zu, zp, zn = zb[:b], zb[b:2 * b], zb[2 * b:].view(*neg.shape, -1)
+        step.z_users, step.z_pos, step.z_neg = zu, zp, zn
         s_pos = (zu * zp).sum(-1)
         s_neg = (zu.unsqueeze(1) * zn).sum(-1) if zn.dim() == 3 else (zu * zn).sum(-1)
         l_rec = self.method.rec_loss(s_pos, s_neg, step)
@@ -193,7 +194,7 @@ class Trainer:
     @torch.no_grad()
     def representations(self) -> Tuple[Tensor, Tensor]:
         self.model.eval()
-        return self.model.split(self.model(self.method.graph.adj))
+        return self.model.split(self.method.eval_representations())
 
     def evaluate(self, split: str = "valid") -> Dict[str, float]:
         """Full-ranking Recall/NDCG@{10,20} on ``valid`` (train masked) or ``test``
@@ -316,6 +317,7 @@ class Trainer:
                                       f"checkpoint saved" + (f" in {self.out_dir}" if self.out_dir else ""))
             if bar is not None:
                 bar.close()
+            self.method.on_epoch_end(epoch)
             rec: Dict[str, Any] = {"epoch": epoch + 1, "loss": st.loss / max(st.steps, 1),
                                    **{k: v / max(st.steps, 1) for k, v in st.parts.items()},
                                    "train_seconds": st.seconds}

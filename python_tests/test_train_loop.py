@@ -121,7 +121,7 @@ def _params(tr):
     return {k: v.clone() for k, v in tr.model.state_dict().items()}
 
 
-@pytest.mark.parametrize("method", ["bpr", "llmhni", "sgl"])
+@pytest.mark.parametrize("method", ["bpr", "llmhni", "sgl", "xsimgcl", "rlmrec-gen", "bod"])
 def test_resume_mid_epoch_equals_uninterrupted(tmp_path, method):
     ds = tiny_dataset(noise=10)
     sig = tiny_signals(ds)

@@ -3,10 +3,15 @@
 =====================  ==========================================================
 bpr                    BPR with uniform negatives (plain LightGCN / MF / NGCF)
 dns                    BPR with dynamic hard negatives (highest-scored of M candidates)
+wbpr                   BPR with popularity-weighted negatives (WBPR)
 tce                    truncated BCE: drop the largest-loss samples (T-CE)
 rce                    reweighted BCE: weight each sample by its detached prediction (R-CE)
+bod                    weighted BPR + alignment/uniformity, weights from a generator trained by gradient matching (BOD)
 sgl                    BPR + InfoNCE between two edge-dropped views (SGL-ED)
 simgcl                 BPR + InfoNCE between two noise-perturbed propagations (SimGCL)
+xsimgcl                one noisy propagation, final layer mean contrasted with layer l* (XSimGCL)
+rlmrec-con             BPR + InfoNCE between representations and projected profile embeddings
+rlmrec-gen             BPR on a masked propagation + reconstruction of the masked profiles
 llmhni                 L_rec (semantic hard negatives) + l1 L_de + l2 L_hal on G and G'
 llmhni-wo-sem          ablation: without semantic sampling (score-only hard negatives)
 llmhni-wo-align        ablation: without objective alignment (raw text similarity)
@@ -22,6 +27,7 @@ from __future__ import annotations
 from typing import Any, Dict, Tuple, Type
 
 from .base import Graph, Method, RunContext, Step
+from .bod import BOD
 from .bpr import BPR
 from .dns import DNS
 from .llmhni import (LLMHNI, LLMHNIWithoutAlignment, LLMHNIWithoutDenoising,
@@ -29,14 +35,17 @@ from .llmhni import (LLMHNI, LLMHNIWithoutAlignment, LLMHNIWithoutDenoising,
 from .rce import RCE
 from .sgl import SGL
 from .simgcl import SimGCL
+from .rlmrec import RLMRecCon, RLMRecGen
 from .tce import TCE
+from .wbpr import WBPR
+from .xsimgcl import XSimGCL
 
 __all__ = ["Graph", "Method", "RunContext", "Step", "REGISTRY", "METHODS", "NEEDS_SIGNALS", "get",
            "relevant_method_keys"]
 
 #: name -> method class, in the order ``--help`` lists them
 REGISTRY: Dict[str, Type[Method]] = {m.name: m for m in (
-    BPR, DNS, TCE, RCE, SGL, SimGCL,
+    BPR, DNS, WBPR, TCE, RCE, BOD, SGL, SimGCL, XSimGCL, RLMRecCon, RLMRecGen,
     LLMHNI, LLMHNIWithoutSemanticSampling, LLMHNIWithoutAlignment, LLMHNIWithoutDenoising,
     LLMHNIWithoutHallucinationRobustness,
 )}

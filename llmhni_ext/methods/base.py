@@ -70,6 +70,9 @@ class Step:
     users: Tensor                 # [B] batch users
     pos: Tensor                   # [B] their positives (item ids)
     gen: torch.Generator          # this step's dropout / noise stream
+    z_users: Optional[Tensor] = None   # [B, d] representations of the batch users, positives and
+    z_pos: Optional[Tensor] = None     # negatives ([B, d] or [B, N, d]), set by the loop before rec_loss
+    z_neg: Optional[Tensor] = None
     scratch: Dict[str, Any] = field(default_factory=dict)   # what a method keeps between its hooks
 
     def batch_nodes(self, n_users: int) -> Tuple[Tensor, Tensor]:
@@ -120,6 +123,11 @@ class Method:
         """z = f(graph; e^(0)): the representations L_rec scores."""
         return self.model(self.graph.adj, generator=step.gen)
 
+    @torch.no_grad()
+    def eval_representations(self) -> Tensor:
+        """The representations evaluation ranks with (the model is in eval mode)."""
+        return self.model(self.graph.adj)
+
     def sampler_kwargs(self, step: Step, z: Tensor) -> Dict[str, Any]:
         """Mode-specific arguments of :meth:`NegativeSampler.sample` (scores for dns / llmhni)."""
         if self.sampler_mode not in ("dns", "llmhni"):
@@ -134,6 +142,9 @@ class Method:
     def aux_losses(self, step: Step, z: Tensor) -> Dict[str, Tuple[float, Tensor]]:
         """The auxiliary terms ``{name: (lambda_k, L_k)}`` of this step."""
         return {}
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Called after the last step of each epoch, before its evaluation."""
 
     # -- state kept across steps ------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:

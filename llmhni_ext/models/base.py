@@ -29,7 +29,9 @@ class Backbone(nn.Module):
         return self.embedding
 
     def forward(self, adj: Optional[CSR], noise_eps: float = 0.0,
-                generator: Optional[torch.Generator] = None) -> Tensor:  # pragma: no cover
+                generator: Optional[torch.Generator] = None, ego: Optional[Tensor] = None) -> Tensor:  # pragma: no cover
+        """Representations ``z`` [n_users + n_items, d'] on ``adj``; ``noise_eps`` > 0 adds SimGCL's
+        noise at every layer; ``ego`` replaces the layer-0 embeddings (e.g. with masked rows)."""
         raise NotImplementedError
 
     def split(self, z: Tensor) -> Tuple[Tensor, Tensor]:

@@ -19,15 +19,15 @@ class LightGCN(Backbone):
         self.layers = layers
 
     def forward(self, adj: Optional[CSR], noise_eps: float = 0.0,
-                generator: Optional[torch.Generator] = None) -> Tensor:
+                generator: Optional[torch.Generator] = None, ego: Optional[Tensor] = None) -> Tensor:
         if adj is None:
             raise ValueError("LightGCN needs a graph (the normalised adjacency)")
         if noise_eps <= 0:
             # the fused K-layer propagation with the layer mean, forward and backward in one op
-            return graph.propagate(adj, self.embedding, self.layers)
+            return graph.propagate(adj, self.embedding if ego is None else ego, self.layers)
         # SimGCL: perturb every layer's output, then average layers 1..K (as SimGCL does)
-        x, acc = self.embedding, None
+        x, acc = (self.embedding if ego is None else ego), None
         for _ in range(self.layers):
             x = perturb(graph.spmm(adj, x), noise_eps, generator)
             acc = x if acc is None else acc + x
-        return self.embedding if acc is None else acc / self.layers
+        return x if acc is None else acc / self.layers

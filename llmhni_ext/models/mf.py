@@ -14,5 +14,5 @@ class MF(Backbone):
     """``s(u, i) = <e_u, e_i>``; the graph argument is ignored."""
 
     def forward(self, adj: Optional[CSR], noise_eps: float = 0.0,
-                generator: Optional[torch.Generator] = None) -> Tensor:
-        return perturb(self.embedding, noise_eps, generator)
+                generator: Optional[torch.Generator] = None, ego: Optional[Tensor] = None) -> Tensor:
+        return perturb(self.embedding if ego is None else ego, noise_eps, generator)

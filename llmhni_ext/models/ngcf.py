@@ -33,10 +33,10 @@ class NGCF(Backbone):
             self.b2.append(nn.Parameter(torch.zeros(dim)))
 
     def forward(self, adj: Optional[CSR], noise_eps: float = 0.0,
-                generator: Optional[torch.Generator] = None) -> Tensor:
+                generator: Optional[torch.Generator] = None, ego: Optional[Tensor] = None) -> Tensor:
         if adj is None:
             raise ValueError("NGCF needs a graph (the normalised adjacency)")
-        x = self.embedding
+        x = self.embedding if ego is None else ego
         outs = [x]
         for k in range(self.layers):
             side = graph.spmm(adj, x)

@@ -1,0 +1,136 @@
+"""BOD: bi-level optimisation for denoising (Wang et al., "Efficient bi-level optimization for
+recommendation denoising", KDD 2023).
+
+A weight generator ``g_phi(z_u, z_i) in (0, 1)`` scores every interaction. The recommender
+(inner level) minimises, with the weights detached,
+
+``L = a_bpr L_BPR^w + a_align L_align^w + a_unif L_unif``
+
+with ``L_BPR^w = -mean log sigma(w_ui s_ui - w_uj s_uj)``, ``L_align^w = mean w_ui ||z~_u - z~_i||^2``
+(unit-normalised representations) and ``L_unif`` the uniformity of the batch's users, positives
+and negatives (``log mean exp(-2 ||x - y||^2)``). Once per epoch the generator (outer level) is
+updated by gradient matching instead of unrolling the inner problem: the gradients of
+``L_BPR^w`` and of ``L_align^w`` with respect to the recommender's parameters should point the
+same way, ``min_phi sum_params sum_columns (1 - cos(grad_BPR, grad_align))``. The generator is
+``[z_u, z_i] -> 64 -> ReLU -> 64 -> 1 -> sigmoid`` with its own Adam optimiser.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..sampling import NegativeSampler
+from ..seeding import Stream, derive_seed
+from .base import Method, RunContext, Step
+
+
+def weighted_bpr(zu: Tensor, zp: Tensor, zn: Tensor, w_pos: Tensor, w_neg: Tensor) -> Tensor:
+    """``L_BPR^w = -mean log(1e-7 + sigma(w_ui <z_u, z_i> - w_uj <z_u, z_j>))``."""
+    return -torch.log(1e-7 + torch.sigmoid(w_pos * (zu * zp).sum(-1) - w_neg * (zu * zn).sum(-1))).mean()
+
+
+def weighted_alignment(zu: Tensor, zi: Tensor, w: Tensor) -> Tensor:
+    """``L_align^w = mean w_ui ||z_u / |z_u| - z_i / |z_i| ||^2``."""
+    return (w * (F.normalize(zu, dim=-1) - F.normalize(zi, dim=-1)).pow(2).sum(-1)).mean()
+
+
+def uniformity(x: Tensor, t: float = 2.0) -> Tensor:
+    """``L_unif = log mean_{a < b} exp(-t ||x~_a - x~_b||^2)`` (unit-normalised rows)."""
+    if x.shape[0] < 2:
+        return x.new_zeros(())
+    return torch.pdist(F.normalize(x, dim=-1), p=2).pow(2).mul(-t).exp().mean().log()
+
+
+def gradient_mismatch(g_real: List[Tensor], g_syn: List[Tensor]) -> Tensor:
+    """``sum over 2-D parameters and their columns of 1 - cos(g_real, g_syn)`` (BOD's matching
+    distance; vector parameters such as biases do not count)."""
+    total = g_real[0].new_zeros(())
+    for a, b in zip(g_real, g_syn):
+        if a.dim() != 2:
+            continue
+        cos = (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0) + 1e-6)
+        total = total + (1 - cos).sum()
+    return total
+
+
+class WeightGenerator(nn.Module):
+    """``g(z_u, z_i) = sigmoid(W3 (W2 relu(W1 [z_u, z_i])))``."""
+
+    def __init__(self, dim: int, hidden: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.net = nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                                 nn.Linear(hidden, 1), nn.Sigmoid())
+        for m in self.net:
+            if isinstance(m, nn.Linear):
+                bound = 1.0 / m.in_features ** 0.5          # torch.nn.Linear's default range
+                with torch.no_grad():
+                    m.weight.copy_((torch.rand(m.weight.shape, generator=g) * 2 - 1) * bound)
+                    m.bias.copy_((torch.rand(m.bias.shape, generator=g) * 2 - 1) * bound)
+
+    def forward(self, zu: Tensor, zi: Tensor) -> Tensor:
+        return self.net(torch.cat([zu, zi], dim=-1)).squeeze(-1)
+
+
+class BOD(Method):
+    name = "bod"
+    description = "bi-level optimised interaction weights from a generator (BOD)"
+    reads = ("bod_lr", "bod_alpha_bpr", "bod_alpha_align", "bod_alpha_unif", "bod_outer_batch")
+
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(ctx)
+        m = ctx.cfg.model
+        d = m.dim * (m.layers + 1) if m.backbone == "ngcf" else m.dim
+        seed = derive_seed(ctx.cfg.train.seed, Stream.METHOD)
+        self.generator = WeightGenerator(d, seed=seed).to(ctx.device)
+        self.opt = torch.optim.Adam(self.generator.parameters(), lr=self.cfg.bod_lr)
+        self.sampler = NegativeSampler(self.graph.users, self.graph.items, ctx.n_users, ctx.n_items,
+                                       seed=derive_seed(seed, 1))
+
+    def rec_loss(self, s_pos: Tensor, s_neg: Tensor, step: Step) -> Tensor:
+        zu, zp, zn = step.z_users, step.z_pos, step.z_neg
+        if zn.dim() == 3:                                    # several negatives: one pair each
+            zu, zp = zu.unsqueeze(1).expand_as(zn), zp.unsqueeze(1).expand_as(zn)
+        with torch.no_grad():
+            w_pos, w_neg = self.generator(zu, zp), self.generator(zu, zn)
+        flat = lambda t: t.reshape(-1, t.shape[-1])  # noqa: E731
+        me = self.cfg
+        return (me.bod_alpha_bpr * weighted_bpr(zu, zp, zn, w_pos, w_neg)
+                + me.bod_alpha_align * weighted_alignment(zu, zp, w_pos)
+                + me.bod_alpha_unif * (2 * uniformity(flat(step.z_users)) + uniformity(flat(zp))
+                                       + uniformity(flat(zn))) / 4)
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """One generator update by gradient matching on a fresh batch of (u, i, j)."""
+        g = torch.Generator().manual_seed(derive_seed(self.ctx.cfg.train.seed, Stream.METHOD, epoch))
+        n = self.graph.users.numel()
+        idx = torch.randint(0, n, (min(self.cfg.bod_outer_batch, n),), generator=g).to(self.ctx.device)
+        u, i = self.graph.users[idx], self.graph.items[idx]
+        j = self.sampler.sample(u, i, offset=epoch).long()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.model.train()
+        zu_all, zi_all = self.model.split(self.model(self.graph.adj))
+        zu, zi, zj = zu_all[u], zi_all[i], zi_all[j]
+        l_real = weighted_bpr(zu, zi, zj, self.generator(zu, zi), self.generator(zu, zj))
+        g_real = torch.autograd.grad(l_real, params, retain_graph=True, create_graph=True)
+        l_syn = weighted_alignment(zu, zi, self.generator(zu, zi))
+        g_syn = torch.autograd.grad(l_syn, params, retain_graph=True, create_graph=True)
+        loss = gradient_mismatch(list(g_real), list(g_syn))
+        self.opt.zero_grad(set_to_none=True)
+        gen_params = list(self.generator.parameters())
+        grads = torch.autograd.grad(loss, gen_params, allow_unused=True)
+        for p, gr in zip(gen_params, grads):
+            p.grad = gr
+        self.opt.step()
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"generator": {k: v.detach().clone() for k, v in self.generator.state_dict().items()},
+                "optimizer": self.opt.state_dict()}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        if state:
+            self.generator.load_state_dict(state["generator"])
+            self.opt.load_state_dict(state["optimizer"])

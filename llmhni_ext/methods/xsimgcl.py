@@ -1,0 +1,56 @@
+"""XSimGCL: SimGCL with one propagation (Yu et al., "XSimGCL: towards extremely simple graph
+contrastive learning for recommendation", TKDE 2023).
+
+Noise ``eps * sign(x) * normalize(U(0, 1))`` is added to every layer's output of the one
+training propagation; BPR scores the mean of layers 1..K, and InfoNCE contrasts that mean
+with layer ``l*``'s output (the cross-layer contrast). Prediction uses the noise-free mean of
+layers 1..K. Defined on LightGCN's propagation."""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import torch
+from torch import Tensor
+
+from .. import graph as _graph
+from .. import losses
+from ..models.base import perturb
+from .base import Method, RunContext, Step
+
+
+class XSimGCL(Method):
+    name = "xsimgcl"
+    description = "LightGCN + cross-layer contrast in one noisy propagation (XSimGCL)"
+    reads = ("xsimgcl_lambda", "xsimgcl_tau", "xsimgcl_eps", "xsimgcl_layer")
+
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(ctx)
+        layers = ctx.cfg.model.layers
+        if ctx.cfg.model.backbone != "lightgcn":
+            raise ValueError(f"method 'xsimgcl' perturbs LightGCN's propagation; model.backbone is "
+                             f"{ctx.cfg.model.backbone!r} (use lightgcn)")
+        if not 1 <= self.cfg.xsimgcl_layer <= layers:
+            raise ValueError(f"method.xsimgcl_layer must be in [1, model.layers = {layers}], "
+                             f"got {self.cfg.xsimgcl_layer}")
+
+    def _layers(self, eps: float, gen) -> List[Tensor]:
+        x, out = self.model.ego(), []
+        for _ in range(self.ctx.cfg.model.layers):
+            x = perturb(_graph.spmm(self.graph.adj, x), eps, gen)
+            out.append(x)
+        return out
+
+    def representations(self, step: Step) -> Tensor:
+        layers = self._layers(self.cfg.xsimgcl_eps, step.gen)
+        step.scratch["cl_layer"] = layers[self.cfg.xsimgcl_layer - 1]
+        return torch.stack(layers).mean(0)
+
+    @torch.no_grad()
+    def eval_representations(self) -> Tensor:
+        return torch.stack(self._layers(0.0, None)).mean(0)
+
+    def aux_losses(self, step: Step, z: Tensor) -> Dict[str, Tuple[float, Tensor]]:
+        """``L_cl = InfoNCE_tau(z, z^(l*))`` over the batch's users and items."""
+        bu, bi = step.batch_nodes(self.ctx.n_users)
+        cl = losses.ssl_loss(z, step.scratch["cl_layer"], bu, bi, self.cfg.xsimgcl_tau)
+        return {"cl": (self.cfg.xsimgcl_lambda, cl)}
