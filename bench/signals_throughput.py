@@ -33,7 +33,7 @@ def main() -> int:
     from llmhni_ext.signals.judges.local_lm import LocalLMJudge, load_causal_lm
     from llmhni_ext.signals.judgment_cache import JudgmentCache
     from llmhni_ext.signals.judges.base import JudgeInputs
-    from llmhni_ext.signals.stage import _names
+    from llmhni_ext.signals.logical import judge_texts
 
     ds = load_dataset("ml-100k", a.data_root)
     print(f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()}", flush=True)
@@ -52,7 +52,7 @@ def main() -> int:
     ue, ie = torch.randn(ds.n_users, 32, generator=g), torch.randn(ds.n_items, 32, generator=g)
     cands = propose_candidates(ue, ie, ds.user_positives("train"), n_pos=a.cand_pos, n_neg=a.cand_neg, n_context=3)
     tasks = [UserTask(c.user, c.positives + c.negatives, c.context) for c in cands[:a.users]]
-    prof, itext, iname = _names(ds)
+    prof, itext, iname = judge_texts(ds)
     inp = JudgeInputs("bench", "movie", prof, itext, iname)
     res = {}
     for reuse in (True, False):

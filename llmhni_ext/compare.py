@@ -20,13 +20,20 @@ def _mean_std(xs: Sequence[float]) -> Tuple[float, float, int]:
     return m, sd, n
 
 
+def method_label(r: Dict[str, Any]) -> str:
+    """The method's name, marked with the judge when its signals came from the analysis-only
+    oracle (so that no table passes an oracle result off as a language-model one)."""
+    lg = ((r.get("signals") or {}).get("logical") or {})
+    return f"{r['method']} [{lg.get('judge')}, analysis only]" if lg.get("analysis_only") else r["method"]
+
+
 def summarize(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """One row per (dataset, backbone, noise, method): mean and std of the test metrics,
     of the best epoch and of the epoch time over the seeds present."""
     groups: Dict[Tuple, List[Dict[str, Any]]] = defaultdict(list)
     order: List[Tuple] = []
     for r in results:
-        key = (r["dataset"], r["backbone"], r["noise"], r["method"])
+        key = (r["dataset"], r["backbone"], r["noise"], method_label(r))
         if key not in groups:
             order.append(key)
         groups[key].append(r)

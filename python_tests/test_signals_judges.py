@@ -187,7 +187,7 @@ def test_likelihood_scorer_prefix_reuse_matches_full_recompute():
 
 def test_local_lm_judge_end_to_end_and_resume(tmp_path):
     from llmhni_ext.signals.judges.local_lm import LocalLMJudge
-    from llmhni_ext.signals.stage import collect_labels
+    from llmhni_ext.signals.logical import collect_labels
     from llmhni_ext.signals.config import SignalsConfig
     m = _tiny_lm()
     inp = _inputs(4, 8)
@@ -326,3 +326,40 @@ def test_embedding_endpoint_with_nan_is_refused(server):
     with pytest.raises(RuntimeError, match="NaN or infinite"):
         enc.encode(["a", "b"])
     assert server.calls == calls + 1                                    # a deterministic answer: no retry
+
+
+def test_oracle_judge_answers_from_the_labels_at_its_accuracy():
+    """The analysis-only oracle: right on a share `accuracy` of the labelled candidates,
+    never adds a non-interaction without ground truth, and says what it is everywhere."""
+    from llmhni_ext.data.synthetic import make_world
+    from llmhni_ext.signals import SignalsConfig, prepare_signals
+    from llmhni_ext.signals.judges.oracle import OracleJudge, truth_from_dataset
+    from test_train_support import tiny_dataset
+    ds = tiny_dataset(noise=40)
+    truth = truth_from_dataset(ds)
+    u, i = ds.train.users.numpy(), ds.train.items.numpy()
+    rel, known = truth(u, i)
+    assert known.all() and (~rel).sum() == 40
+    rel_neg, known_neg = truth(np.array([0]), np.array([1]))       # user 0 never saw item 1 in train
+    assert not known_neg.any()
+    tasks = [UserTask(int(a), [int(b)], []) for a, b in zip(u, i)] + [UserTask(0, [1], [])]
+    for acc in (1.0, 0.7, 0.0):
+        j = OracleJudge(truth, acc, seed=3)
+        j.run(tasks, None, None)
+        lab, _ = j.labels(tasks, None, None)
+        right = np.array([(lab[(int(a), int(b), "user")] == "High") == r for a, b, r in zip(u, i, rel)])
+        assert abs(right.mean() - acc) < 0.08
+        assert lab[(0, 1, "user")] == "Low"                        # unknown non-interaction: never added
+    with pytest.raises(ValueError, match="needs labels"):
+        truth_from_dataset(tiny_dataset())
+    ds, world = make_world(60, 120, seed=1)
+    bb = (torch.randn(60, 8, generator=torch.Generator().manual_seed(0)),
+          torch.randn(120, 8, generator=torch.Generator().manual_seed(1)))
+    sig = prepare_signals(ds, SignalsConfig(encoder="hashing", judge="oracle", oracle_accuracy=1.0, proj_epochs=1,
+                                            proj_dim=8, proj_hidden=16, progress=False), backbone_embeddings=bb,
+                          log=lambda m: None)
+    lg = sig.summary["logical"]
+    assert lg["analysis_only"] and "ORACLE" in lg["note"] and "ORACLE" in sig.format_summary()
+    assert lg["quality"]["synthetic_truth"]["precision_noisy"] == 1.0
+    rel_added = world.relevant(sig.hard_edges[0], sig.hard_edges[1])
+    assert bool(rel_added.all())

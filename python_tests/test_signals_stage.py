@@ -36,7 +36,7 @@ def test_candidates_lowest_positives_highest_negatives_and_context():
 
 def _cfg(**kw):
     base = dict(encoder="hashing", judge="embedding", proj_epochs=5, proj_dim=16, proj_hidden=64, cand_max_users=0,
-                cand_pos_per_user=3, cand_neg_per_user=2, progress=False)
+                cand_pos_per_user=3, cand_neg_per_user=2, cand_pos_frac=0.0, cand_neg_frac=0.0, progress=False)
     base.update(kw)
     return SignalsConfig(**base)
 
@@ -130,18 +130,70 @@ def test_cli_main_on_the_synthetic_world(tmp_path, capsys):
     assert cli.main(bad, fn) == 2
 
 
-def test_user_limit_is_a_seeded_sample():
+def test_user_limit_judges_the_most_suspicious_users():
     ds, truth = make_world(80, 160, seed=6)
     bb = _backbone(ds, truth)
     a = prepare_signals(ds, _cfg(cand_max_users=20), backbone_embeddings=bb)
     b = prepare_signals(ds, _cfg(cand_max_users=20), backbone_embeddings=bb)
     assert a.summary["logical"]["users"] == 20 and a.summary["logical"]["candidate_positives"] == 60
     assert a.judgments["users"].tolist() == b.judgments["users"].tolist()
-    assert len(set(a.judgments["users"].tolist())) == 20
+    judged = set(a.judgments["users"].tolist())
+    assert len(judged) == 20
+    from llmhni_ext.signals.candidates import propose_candidates
+    c = propose_candidates(bb[0], bb[1], ds.user_positives("train"), n_pos=3, n_neg=2, n_context=3)
+    top = sorted(c, key=lambda x: (-x.suspicion, x.user))[:20]
+    assert judged == {x.user for x in top}
+
+
+def test_candidates_cover_a_fraction_of_each_users_positives():
+    ue = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    ie = torch.randn(50, 4, generator=torch.Generator().manual_seed(1))
+    pos = [np.arange(0, 40), np.arange(0, 5), np.arange(10, 12)]
+    c = propose_candidates(ue, ie, pos, n_pos=1, n_neg=0, n_context=3, pos_frac=0.25, neg_frac=0.1)
+    assert [len(x.positives) for x in c] == [10, 2, 1]          # ceil(0.25 |P_u|), at least 1
+    assert [len(x.negatives) for x in c] == [4, 1, 1]           # ceil(0.1 |P_u|)
+    sc = ue[0] @ ie.T
+    assert set(c[0].positives) == set(np.arange(40)[np.argsort(sc[:40].numpy())[:10]].tolist())
+
+
+def test_budget_judges_the_most_suspicious_users_first_and_remembers_how_many(tmp_path):
+    """A slow judge on a CPU with cand_max_users=-1 stops at the budget; the number of users
+    it reached is kept beside the judgment cache, so a second run judges the same users."""
+    import time as _time
+
+    from llmhni_ext.signals import logical
+    from llmhni_ext.signals.judges.base import Judge, JudgeInputs, UserTask
+
+    class Slow(Judge):
+        name, version = "slow", "v1"
+
+        def run(self, tasks, inputs, cache, progress=False):
+            _time.sleep(0.05 * len(tasks))
+            for t in tasks:
+                for i in t.items:
+                    for p in ("user", "item"):
+                        cache.put(self.record(inputs, t.user, i, p, "cand", label="High"))
+            return {"judged": float(len(tasks))}
+
+    tasks = [UserTask(u, [u + 100], []) for u in range(40)]
+    inputs = JudgeInputs("d", "item", [""] * 40, [""] * 200, [""] * 200)
+    cfg = SignalsConfig(judge="local-lm", cand_max_users=-1, signals_budget_s=0.6, lm_users_per_batch=4,
+                        judge_concurrency=1, progress=False)
+    path = str(tmp_path / "j.jsonl")
+    from llmhni_ext.signals.judgment_cache import JudgmentCache
+    with JudgmentCache(path) as cache:
+        chosen, _, info = logical.run_within_budget(Slow(), tasks, inputs, cache, cfg, "cpu", _time.perf_counter(),
+                                                    path, lambda m: None)
+    assert 4 <= len(chosen) < 40 and [t.user for t in chosen] == list(range(len(chosen)))
+    assert "budget" in info["budget"]
+    with JudgmentCache(path) as cache:
+        again, _, info2 = logical.run_within_budget(Slow(), tasks, inputs, cache, cfg, "cpu",
+                                                    _time.perf_counter() - 100, path, lambda m: None)
+    assert len(again) == len(chosen) and "earlier run" in info2["budget"]
 
 
 def test_auto_user_limit_judges_everyone_with_the_embedding_judge():
-    """cand_max_users=-1: the 300-user CPU sample is for language-model judges only."""
+    """cand_max_users=-1: the time budget is for slow (language-model) judges only."""
     ds, truth = make_world(320, 200, seed=2)
     sig = prepare_signals(ds, _cfg(judge="embedding", cand_max_users=-1, device="cpu"),
                           backbone_embeddings=_backbone(ds, truth), log=lambda m: None)

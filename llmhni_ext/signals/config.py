@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, get_type_hints
 from ..typed import coerce  # one set of type rules for every config
 
 ENCODERS = ("minilm", "sentence-transformers", "openai", "precomputed", "hashing", "interactions")
-JUDGES = ("local-lm", "openai-chat", "embedding", "none")
+JUDGES = ("local-lm", "openai-chat", "embedding", "oracle", "none")
 
 
 @dataclass
@@ -46,16 +46,21 @@ class SignalsConfig:
     #: top ``proj_pseudo_frac`` of the user's training items (at least one per user)
     proj_pseudo_frac: float = 0.5
     # --- logical relevance: candidates from the pre-trained backbone ---------------
-    cand_pos_per_user: int = 2         #: lowest-scored training positives per user
-    cand_neg_per_user: int = 1         #: highest-scored non-interacted items per user
+    #: per user, max(cand_pos_per_user, ceil(cand_pos_frac * |P_u|)) lowest-scored training positives and
+    #: max(cand_neg_per_user, ceil(cand_neg_frac * |P_u|)) highest-scored non-interacted items are judged
+    cand_pos_per_user: int = 1
+    cand_neg_per_user: int = 1
+    cand_pos_frac: float = 0.2
+    cand_neg_frac: float = 0.05
     context_items: int = 3             #: highest-scored interacted items shown in the item-centric view
-    #: users whose candidates are judged: -1 = auto (every user on a GPU or with the embedding
-    #: judge; 300 for a language-model judge on a CPU, which keeps the default ML-100K preparation
-    #: within 15 minutes on 2 cores), 0 = every user, N = a seeded
-    #: random sample of N users (unbiased for the precision/recall in the summary)
+    #: users whose candidates are judged: -1 = auto (every user with a fast judge or on a GPU; a
+    #: language-model judge on a CPU judges the most suspicious users first until signals_budget_s),
+    #: 0 = every user, N = the N most suspicious users
     cand_max_users: int = -1
+    signals_budget_s: float = 900.0    #: auto: the whole stage's wall-time budget (15 minutes)
     # --- judges ---------------------------------------------------------------------
     judge: str = "local-lm"
+    oracle_accuracy: float = 0.8       #: judge "oracle" (ANALYSIS ONLY): share of verdicts that match the labels
     judge_model: Optional[str] = None  #: local-lm: a transformers path or a .gguf file (default: the bundled Gemma-3-270M)
     judge_url: Optional[str] = None    #: openai-chat: base URL, e.g. http://127.0.0.1:8000/v1
     judge_api_key_env: str = "OPENAI_API_KEY"
@@ -96,6 +101,10 @@ class SignalsConfig:
         for name in ("proj_epochs", "cand_pos_per_user", "cand_neg_per_user", "judge_retries"):
             need(int(getattr(self, name)) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         need(self.cand_max_users >= -1, f"cand_max_users must be -1 (auto), 0 (all) or N > 0, got {self.cand_max_users}")
+        need(0.0 <= self.cand_pos_frac <= 1.0 and 0.0 <= self.cand_neg_frac <= 1.0,
+             f"cand_pos_frac and cand_neg_frac must be in [0, 1], got {self.cand_pos_frac}, {self.cand_neg_frac}")
+        need(self.signals_budget_s > 0, f"signals_budget_s must be > 0, got {self.signals_budget_s}")
+        need(0.0 <= self.oracle_accuracy <= 1.0, f"oracle_accuracy must be in [0, 1], got {self.oracle_accuracy}")
         need(self.context_items >= 1, f"context_items must be >= 1, got {self.context_items}")
         need(0 < self.proj_pseudo_frac <= 1, f"proj_pseudo_frac must be in (0, 1], got {self.proj_pseudo_frac}")
         need(self.proj_tau > 0 and self.proj_lr > 0, "proj_tau and proj_lr must be > 0")

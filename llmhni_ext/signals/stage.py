@@ -21,7 +21,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -31,7 +31,6 @@ from torch import Tensor
 from .. import _log
 from .config import SignalsConfig, resolve_device
 from .summary import format_summary
-from .prompts import guess_noun
 
 BackboneArg = Union[Callable[..., Tuple[Tensor, Tensor]], Tuple[Tensor, Tensor], None]
 
@@ -204,49 +203,6 @@ def _call_backbone(fn: BackboneArg, ds) -> Tuple[Tensor, Tensor]:
     return u, i
 
 
-def make_judge(cfg: SignalsConfig, device: str, cache_dir: Optional[str], log=print):
-    if cfg.judge == "embedding":
-        from .judges.embedding import EmbeddingJudge
-        return EmbeddingJudge("projected" if cfg.align else "raw")
-    if cfg.judge == "openai-chat":
-        from .judges.openai_chat import OpenAIChatJudge
-        return OpenAIChatJudge(cfg.judge_url, cfg.judge_model, api_key_env=cfg.judge_api_key_env,
-                               concurrency=cfg.judge_concurrency, timeout_s=cfg.judge_timeout_s,
-                               retries=cfg.judge_retries, backoff_s=cfg.judge_backoff_s)
-    if cfg.judge == "local-lm":
-        from .judges.local_lm import LocalLMJudge, load_causal_lm
-        dtype = None if cfg.lm_dtype == "auto" else getattr(torch, cfg.lm_dtype)
-        model, tok, mid = load_causal_lm(cfg.judge_model, cache_dir=cache_dir, device=device, dtype=dtype, log=log)
-        return LocalLMJudge(model, tok, mid, batch=cfg.lm_batch, profile_tokens=cfg.lm_profile_tokens,
-                            n_context=cfg.context_items, users_per_batch=cfg.lm_users_per_batch)
-    raise ValueError(f"no judge for {cfg.judge!r}")
-
-
-def collect_labels(judge, tasks, inputs, cache, cfg: SignalsConfig) -> Tuple[Dict[Tuple[int, int, str], str], Dict[str, float]]:
-    """(user, item, perspective) -> High/Mid/Low/unknown for every judged candidate; each
-    judge turns its own records into labels (:meth:`Judge.labels`)."""
-    return judge.labels(tasks, inputs, cache, high_margin=cfg.high_margin, low_margin=cfg.low_margin)
-
-
-def _kappa(a: List[str], b: List[str]) -> float:
-    if not a:
-        return float("nan")
-    labs = sorted(set(a) | set(b))
-    n = len(a)
-    po = sum(x == y for x, y in zip(a, b)) / n
-    pe = sum((a.count(l) / n) * (b.count(l) / n) for l in labs)
-    return float((po - pe) / (1 - pe)) if pe < 1 else 1.0
-
-
-def judged_user_limit(cfg: SignalsConfig, device: str) -> int:
-    """How many users' candidates are judged (0 = all): ``cand_max_users``, or for -1 (auto)
-    every user on a GPU or with the instant embedding judge, and a seeded sample of 300 for a
-    language-model judge on a CPU (about 2 s per user there)."""
-    if cfg.cand_max_users >= 0:
-        return cfg.cand_max_users
-    return 0 if str(device).startswith("cuda") or cfg.judge == "embedding" else 300
-
-
 def _cfg_key(cfg: SignalsConfig) -> str:
     d = cfg.to_dict()
     d.pop("progress", None)
@@ -282,7 +238,6 @@ def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = N
     final_path = None
     if cache_dir:
         h = hashlib.sha256(_cfg_key(cfg).encode())
-        h.update(f"|judged-users={judged_user_limit(cfg, device)}".encode())   # what "auto" resolved to
         h.update(_inputs_hash(ds, cfg).encode())          # the texts and precomputed arrays themselves
         if bb is not None:
             h.update(bb[0].numpy().tobytes())
@@ -332,8 +287,9 @@ def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = N
         summary["logical"] = {"skipped": "no backbone embeddings given"}
         log("[signals] no backbone embeddings: logical relevance skipped (no edges added or dropped)")
     else:
-        hard, noisy, judg, summary["logical"] = _logical(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw, item_raw,
-                                                         device, cache_dir, log)
+        from .logical import judge_candidates
+        hard, noisy, judg, summary["logical"] = judge_candidates(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw,
+                                                                 item_raw, device, cache_dir, log, t_start)
     summary["seconds"] = time.perf_counter() - t_start
     summary["cpu_seconds"] = time.process_time() - c_start
     sig = Signals(user_sem=user_sem.contiguous(), item_sem=item_sem.contiguous(), user_raw=user_raw, item_raw=item_raw,
@@ -341,127 +297,3 @@ def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = N
     if final_path and summary.get("logical", {}).get("complete", True):
         sig.save(final_path)
     return sig
-
-
-def _names(ds) -> Tuple[List[str], List[str], List[str]]:
-    n_u, n_i = ds.n_users, ds.n_items
-    uf, itf = ds.user_fields or {}, ds.item_fields or {}
-    item_text = list(ds.item_text) if ds.item_text is not None else [f"item {r}" for r in ds.item_raw_ids]
-    titles = itf.get("title")
-    item_name = [t if t else item_text[k][:80] for k, t in enumerate(titles)] if titles else [t[:80] for t in item_text]
-    prof = uf.get("profile")
-    user_text = list(ds.user_text) if ds.user_text is not None else [f"user {r}" for r in ds.user_raw_ids]
-    user_profile = [p if p else user_text[k] for k, p in enumerate(prof)] if prof else user_text
-    assert len(item_name) == n_i and len(user_profile) == n_u
-    return user_profile, [t or "" for t in item_text], [str(x) for x in item_name]
-
-
-def _logical(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw, item_raw, device, cache_dir, log):
-    from .candidates import propose_candidates
-    from .judges.base import JudgeInputs, UserTask
-    from .judgment_cache import JudgmentCache
-    train_pos = ds.user_positives("train")
-    cands = propose_candidates(bb[0], bb[1], train_pos, n_pos=cfg.cand_pos_per_user, n_neg=cfg.cand_neg_per_user,
-                               n_context=cfg.context_items)
-    cands = [c for c in cands if c.positives or c.negatives]
-    limit = judged_user_limit(cfg, device)
-    if 0 < limit < len(cands):
-        rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0x6A756467]))
-        keep = np.sort(rng.choice(len(cands), size=limit, replace=False))
-        cands = [cands[k] for k in keep]
-    tasks = [UserTask(c.user, list(c.positives) + list(c.negatives), list(c.context)) for c in cands]
-    is_pos = {(c.user, i): True for c in cands for i in c.positives}
-    is_pos.update({(c.user, i): False for c in cands for i in c.negatives})
-    noun = guess_noun(ds.name) if cfg.item_noun == "auto" else cfg.item_noun
-    profile, item_text, item_name = _names(ds)
-    inputs = JudgeInputs(dataset=ds_id, noun=noun, user_profile=profile, item_text=item_text, item_name=item_name,
-                         user_vec=user_sem if cfg.align else user_raw, item_vec=item_sem if cfg.align else item_raw)
-    t0 = time.perf_counter()
-    judge = make_judge(cfg, device, cache_dir, log)
-    load_s = time.perf_counter() - t0
-    path = os.path.join(cache_dir, "judgments", f"{ds.name}-{ds.train_fingerprint()}.jsonl") if cache_dir else None
-    info: Dict[str, Any] = {"judge": judge.name, "proxy": bool(judge.proxy), "cache": path, "judge_load_seconds": load_s,
-                            "users": len(tasks), "user_limit": limit, "candidate_positives": sum(len(c.positives) for c in cands),
-                            "candidate_negatives": sum(len(c.negatives) for c in cands)}
-    if judge.proxy:
-        info["note"] = "embedding-similarity judge: a fast PROXY for the language-model judges"
-    with JudgmentCache(path) as cache:
-        info["cached_before"] = len(cache)
-        info["torn_lines_skipped"] = cache.torn_lines
-        t0, c0 = time.perf_counter(), time.process_time()
-        stats = judge.run(tasks, inputs, cache, progress=cfg.progress)
-        secs = time.perf_counter() - t0
-        info["judge_cpu_seconds"] = time.process_time() - c0
-        info["judge_seconds"] = secs
-        info["judge_stats"] = stats
-        info["judgments_per_s"] = stats.get("judged", 0.0) / secs if secs > 0 and stats.get("judged") else None
-        if stats.get("tokens"):
-            info["tokens_per_s"] = stats["tokens"] / secs
-        labels, thr = collect_labels(judge, tasks, inputs, cache, cfg)
-    info["thresholds"] = thr
-    us, its, pos, lu, li, verdict = [], [], [], [], [], []
-    for (u, i), p in is_pos.items():
-        a, b = labels.get((u, i, "user")), labels.get((u, i, "item"))
-        us.append(u); its.append(i); pos.append(p); lu.append(a or "missing"); li.append(b or "missing")
-        verdict.append("unjudged" if a is None or b is None else ("hard" if a == b == "High" else "noisy"))
-    us_t, it_t = torch.tensor(us, dtype=torch.long), torch.tensor(its, dtype=torch.long)
-    pos_t = torch.tensor(pos, dtype=torch.bool)
-    v = np.asarray(verdict)
-    hard_m = torch.from_numpy(v == "hard") & ~pos_t
-    noisy_m = torch.from_numpy(v == "noisy") & pos_t
-    hard = torch.stack([us_t[hard_m], it_t[hard_m]]) if len(us) else torch.zeros(2, 0, dtype=torch.long)
-    noisy = torch.stack([us_t[noisy_m], it_t[noisy_m]]) if len(us) else torch.zeros(2, 0, dtype=torch.long)
-    both = [(a, b) for a, b in zip(lu, li) if a != "missing" and b != "missing"]
-    info.update({
-        "labels_user": {k: lu.count(k) for k in ("High", "Mid", "Low", "unknown", "missing")},
-        "labels_item": {k: li.count(k) for k in ("High", "Mid", "Low", "unknown", "missing")},
-        "perspective_agreement": (sum(a == b for a, b in both) / len(both)) if both else None,
-        "perspective_kappa": _kappa([a for a, _ in both], [b for _, b in both]) if both else None,
-        "positives_hard_kept": int((torch.from_numpy(v == "hard") & pos_t).sum()),
-        "positives_noisy_dropped": int(noisy_m.sum()),
-        "negatives_hard_added": int(hard_m.sum()),
-        "negatives_noisy_rejected": int((torch.from_numpy(v == "noisy") & ~pos_t).sum()),
-        "unjudged": int((v == "unjudged").sum()),
-        "complete": bool((v != "unjudged").all()),
-    })
-    info["quality"] = _quality(ds, us_t, it_t, pos_t, v)
-    judg = {"users": us_t, "items": it_t, "is_positive": pos_t, "label_user": lu, "label_item": li, "verdict": verdict}
-    return hard, noisy, judg, info
-
-
-def _quality(ds, us, its, pos, v) -> Dict[str, Any]:
-    """Precision/recall of the noisy verdicts where labels exist (train_noise; synthetic truth)."""
-    q: Dict[str, Any] = {}
-    if ds.train_noise is not None and len(us):
-        keys = ds.train.users.numpy().astype(np.int64) * ds.n_items + ds.train.items.numpy()
-        noise = ds.train_noise.numpy().astype(bool)
-        lookup = dict(zip(keys.tolist(), noise.tolist()))
-        pm = pos.numpy()
-        cu, ci = us.numpy()[pm], its.numpy()[pm]
-        truth = np.asarray([lookup.get(int(a) * ds.n_items + int(b), False) for a, b in zip(cu, ci)], dtype=bool)
-        pred = (v[pm] == "noisy")
-        tp = int((pred & truth).sum())
-        q["noise_labels"] = {
-            "candidate_positives": int(len(cu)), "truly_noisy_among_candidates": int(truth.sum()),
-            "base_rate_candidates": float(truth.mean()) if len(truth) else None,
-            "base_rate_train": float(noise.mean()) if len(noise) else None,
-            "dropped": int(pred.sum()), "dropped_truly_noisy": tp,
-            "precision_noisy": tp / int(pred.sum()) if pred.sum() else None,
-            "recall_noisy_candidates": tp / int(truth.sum()) if truth.sum() else None,
-            "recall_noisy_train": tp / int(noise.sum()) if noise.sum() else None,
-        }
-    truth_obj = getattr(ds, "truth", None)
-    if truth_obj is not None and len(us):
-        rel = truth_obj.relevant(us, its).numpy().astype(bool)
-        pm = pos.numpy()
-        hard_pred = v == "hard"
-        neg_added = hard_pred & ~pm
-        q["synthetic_truth"] = {
-            "positives_truly_noisy": int((~rel & pm).sum()),
-            "precision_noisy": (float((~rel & pm & (v == "noisy")).sum() / max(1, (pm & (v == "noisy")).sum()))),
-            "recall_noisy": (float((~rel & pm & (v == "noisy")).sum() / max(1, (~rel & pm).sum()))),
-            "negatives_added": int(neg_added.sum()),
-            "precision_added_relevant": float((rel & neg_added).sum() / max(1, neg_added.sum())) if neg_added.any() else None,
-            "negatives_relevant_base_rate": float(rel[~pm].mean()) if (~pm).any() else None,
-        }
-    return q

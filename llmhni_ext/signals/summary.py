@@ -21,8 +21,12 @@ def format_summary(s: Dict[str, Any]) -> str:
     if lg.get("skipped"):
         lines.append(f"  logical relevance: skipped ({lg['skipped']})")
     elif lg:
-        lines.append(f"  judge: {lg.get('judge')}" + ("  [PROXY: embedding similarity, not a language model]" if lg.get("proxy") else ""))
-        lines.append(f"  candidates: {lg.get('users')} users, {lg.get('candidate_positives')} low-scored positives, "
+        tag = ("  [ORACLE: answers from the labels, ANALYSIS ONLY]" if lg.get("analysis_only") else
+               "  [PROXY: embedding similarity, not a language model]" if lg.get("proxy") else "")
+        lines.append(f"  judge: {lg.get('judge')}{tag}")
+        lines.append(f"  candidates: {lg.get('users')} of {lg.get('users_with_candidates', lg.get('users'))} users "
+                     f"(stopped by: {lg.get('budget', 'n/a')}), {lg.get('candidate_positives')} low-scored positives "
+                     f"({f(lg.get('judged_fraction_of_train'))} of the training edges), "
                      f"{lg.get('candidate_negatives')} high-scored non-interactions")
         st = lg.get("judge_stats") or {}
         lines.append(f"  judged {int(st.get('judged', 0))} new in {f(lg.get('judge_seconds'), 1)} s "
