@@ -229,6 +229,10 @@ def trajectory_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
     if method.needs_signals is None:
         for k in [k for k in flat if k.startswith("signals.")]:
             del flat[k]
+    elif method.needs_signals == "texts":     # no judge runs for it: the judge's settings change nothing
+        from .signals.config import JUDGE_KEYS
+        for k in [k for k in flat if k.startswith("signals.") and k[len("signals."):].startswith(JUDGE_KEYS)]:
+            del flat[k]
     return flat
 
 

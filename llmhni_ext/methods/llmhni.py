@@ -163,6 +163,7 @@ class LLMHNIWithoutDenoising(LLMHNI):
     name = "llmhni-wo-denoise"
     description = "LLMHNI without interaction denoising"
     implies = {"interaction_denoising": False}
+    needs_signals = "texts"          # the semantic embeddings only: no judge runs for it
 
 
 class LLMHNIWithoutHallucinationRobustness(LLMHNI):

@@ -16,6 +16,9 @@ from ..typed import coerce  # one set of type rules for every config
 
 ENCODERS = ("minilm", "sentence-transformers", "openai", "precomputed", "hashing", "interactions")
 JUDGES = ("local-lm", "openai-chat", "embedding", "oracle", "none")
+#: prefixes of the settings that only the judging (logical relevance) reads
+JUDGE_KEYS = ("judge", "lm_", "cand_", "oracle_", "high_margin", "low_margin", "context_items", "signals_budget_s",
+              "item_noun")
 
 
 @dataclass
