@@ -56,7 +56,8 @@ def decision_metrics(flag: np.ndarray, label: np.ndarray, score: Optional[np.nda
     p = tp / (tp + fp) if tp + fp else None
     r = tp / (tp + fn) if tp + fn else None
     f1 = 2 * p * r / (p + r) if p and r else (0.0 if p is not None and r is not None else None)
-    return {"flagged": int(flag.sum()), "precision": p, "recall": r, "f1": f1,
+    n = len(flag)
+    return {"flagged": int(flag.sum()), "accuracy": (n - fp - fn) / n if n else None, "precision": p, "recall": r, "f1": f1,
             "auc": auc(score, label) if score is not None else None}
 
 
@@ -193,9 +194,10 @@ def markdown(doc: Dict[str, Any]) -> str:
            f"rule ({doc['noisy_positives']} of {doc['positives']} positives noisy, {doc['false_negatives']} of "
            f"{doc['non_interactions']} non-interactions false negatives).", ""]
     for task, rows in doc["tables"].items():
-        out += [f"**{task}**", "", "| rule | flagged | precision | recall | F1 | AUC |", "|---|---|---|---|---|---|"]
-        out += [f"| {r['rule']} | {r['flagged']} | {f(r['precision'])} | {f(r['recall'])} | {f(r['f1'])} | "
-                f"{f(r['auc'])} |" for r in rows]
+        out += [f"**{task}**", "", "| rule | flagged | accuracy | precision | recall | F1 | AUC |",
+                "|---|---|---|---|---|---|---|"]
+        out += [f"| {r['rule']} | {r['flagged']} | {f(r['accuracy'])} | {f(r['precision'])} | {f(r['recall'])} | "
+                f"{f(r['f1'])} | {f(r['auc'])} |" for r in rows]
         out.append("")
     return "\n".join(out)
 

@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FakeOpenAI:
     """OpenAI-compatible endpoints on 127.0.0.1. The first path segment picks the behaviour:
     /good (answers High when the prompt mentions 'space', else Low), /bad (nonsense),
-    /flaky (nonsense on the first try of each prompt, then Mid), /slow (sleeps), /error (HTTP 500).
+    /flaky (nonsense on the first try of each prompt, then Mid), /slow (sleeps), /error (HTTP 500);
+    embeddings: /tokens (one vector per token), /ragged (widths differ), /nan.
     /v1/embeddings answers deterministic vectors."""
 
     def __init__(self, slow_s: float = 2.0) -> None:
@@ -74,9 +75,14 @@ class FakeOpenAI:
                     data = [{"index": k, "embedding": [float(len(t)), float(t.count("a")), 1.0]} for k, t in enumerate(inp)]
                     if mode == "nan":
                         data[0]["embedding"][1] = float("nan")
+                    elif mode == "tokens":           # one vector per token, as llama.cpp without pooling
+                        data = [{"index": k, "embedding": [[float(len(t)), float(j), 1.0] for j in range(len(t.split()))]}
+                                for k, t in enumerate(inp)]
+                    elif mode == "ragged":
+                        data = [{"index": k, "embedding": [1.0] * (2 + k)} for k, t in enumerate(inp)]
                     out = {"data": data}
                 else:
-                    prompt = body["messages"][-1]["content"]
+                    prompt = next(m["content"] for m in body["messages"] if m["role"] == "user")
                     if mode == "good":
                         ans = "High" if "space" in prompt.lower() else "**Low.**"
                     elif mode == "flaky":

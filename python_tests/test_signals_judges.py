@@ -77,14 +77,25 @@ def test_chat_judge_good_answers(server, tmp_path):
         assert server.calls == calls
 
 
-def test_chat_judge_nonsense_is_retried_then_unknown(server):
+def test_chat_judge_nonsense_is_asked_again_once_then_unknown(server):
     j = OpenAIChatJudge(server.url("bad"), "m", concurrency=2, timeout_s=5, retries=2, backoff_s=0.01)
     c = JudgmentCache(None)
     before = server.calls
     st = j.run([UserTask(0, [1], [2])], _inputs(), c)
     assert st["unknown"] == 2 and st["judged"] == 2
-    assert server.calls - before == 2 * 3                          # 1 try + 2 retries per prompt
+    assert server.calls - before == 2 * 2                          # answer_tries=2 per prompt, not retries+1
     assert {r["label"] for r in c.records()} == {"unknown"}
+
+
+def test_chat_judge_stops_reasking_an_endpoint_that_only_answers_garbage(server):
+    """After `garbage_after` unparseable answers in a row, each question is asked once."""
+    j = OpenAIChatJudge(server.url("bad"), "m", concurrency=1, retries=0, backoff_s=0.01, garbage_after=4)
+    c = JudgmentCache(None)
+    before = server.calls
+    with pytest.warns(UserWarning, match="none of the first"):
+        st = j.run([UserTask(0, [1, 2, 3, 4, 5], [2])], _inputs(), c)
+    assert st["unknown"] == 10 and st["answers_garbage"] == 1.0
+    assert server.calls - before == 4 + 8                          # 2 questions x 2 tries, then 8 x 1
 
 
 def test_chat_judge_retry_recovers_a_parseable_answer(server):
@@ -363,3 +374,12 @@ def test_oracle_judge_answers_from_the_labels_at_its_accuracy():
     assert lg["quality"]["synthetic_truth"]["precision_noisy"] == 1.0
     rel_added = world.relevant(sig.hard_edges[0], sig.hard_edges[1])
     assert bool(rel_added.all())
+
+
+def test_embedding_endpoint_per_token_vectors_are_mean_pooled_and_ragged_widths_refused(server):
+    from llmhni_ext.signals.encoders import OpenAIEmbeddingEncoder
+    e = OpenAIEmbeddingEncoder(server.url("tokens"), "emb", retries=0)
+    out = e.encode(["a b c", "d e"])
+    np.testing.assert_allclose(out, [[5.0, 1.0, 1.0], [3.0, 0.5, 1.0]])
+    with pytest.raises(RuntimeError, match="differ in width"):
+        OpenAIEmbeddingEncoder(server.url("ragged"), "emb", retries=0).encode(["x", "y"])

@@ -69,7 +69,8 @@ class SignalsConfig:
     judge_api_key_env: str = "OPENAI_API_KEY"
     judge_concurrency: int = 4
     judge_timeout_s: float = 60.0
-    judge_retries: int = 3
+    judge_retries: int = 3             #: transport retries per request (errors, timeouts, HTTP 429/5xx)
+    judge_answer_tries: int = 2        #: questions asked per pair until a High/Mid/Low answer (then unknown)
     judge_backoff_s: float = 0.5
     lm_dtype: str = "auto"             #: auto | float32 | bfloat16 | float16
     lm_batch: int = 64                 #: suffix rows per forward pass
@@ -98,7 +99,7 @@ class SignalsConfig:
         need(self.encoder != "openai" or bool(self.encoder_url), "encoder 'openai' needs encoder_url")
         need(self.judge in JUDGES, f"judge must be one of {JUDGES}, got {self.judge!r}")
         need(self.judge != "openai-chat" or bool(self.judge_url), "judge 'openai-chat' needs judge_url")
-        for name in ("encoder_batch", "proj_dim", "proj_hidden", "proj_batch", "lm_batch",
+        for name in ("judge_answer_tries", "encoder_batch", "proj_dim", "proj_hidden", "proj_batch", "lm_batch",
                      "judge_concurrency", "lm_profile_tokens", "encoder_max_chars", "lm_users_per_batch"):
             need(int(getattr(self, name)) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("proj_epochs", "cand_pos_per_user", "cand_neg_per_user", "judge_retries"):

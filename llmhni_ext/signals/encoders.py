@@ -111,9 +111,12 @@ class OpenAIEmbeddingEncoder(TextEncoder):
     def _post(self, texts: List[str]) -> np.ndarray:
         def parse(data) -> np.ndarray:
             rows = sorted(data["data"], key=lambda d: d.get("index", 0))
-            arr = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
-            if arr.ndim != 2 or arr.shape[0] != len(texts):
-                raise ValueError(f"expected {len(texts)} embeddings, got shape {arr.shape}")
+            if len(rows) != len(texts):
+                raise ValueError(f"expected {len(texts)} embeddings, got {len(rows)}")
+            vecs = [_pooled(r["embedding"]) for r in rows]
+            if len({v.shape for v in vecs}) > 1:
+                raise ValueError(f"the embeddings differ in width: {sorted({v.shape[0] for v in vecs})}")
+            arr = np.stack(vecs) if vecs else np.zeros((0, 0), np.float32)
             if not np.isfinite(arr).all():
                 raise ValueError("the endpoint returned embeddings with NaN or infinite values")
             return arr
@@ -131,6 +134,17 @@ class OpenAIEmbeddingEncoder(TextEncoder):
         out = np.concatenate(parts, 0)
         self.dim = out.shape[1]
         return out
+
+
+def _pooled(e) -> np.ndarray:
+    """One vector per input. A server that does not pool (llama.cpp serving a model without a
+    pooling head returns one vector per token) gets its token vectors mean-pooled."""
+    a = np.asarray(e, dtype=np.float32)
+    if a.ndim == 2 and a.shape[0] >= 1:
+        return a.mean(0)
+    if a.ndim != 1 or a.shape[0] == 0:
+        raise ValueError(f"an embedding must be a vector (or one vector per token), got shape {a.shape}")
+    return a
 
 
 def make_encoder(cfg, device: str = "cpu") -> TextEncoder:

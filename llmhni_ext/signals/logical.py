@@ -94,7 +94,8 @@ def make_judge(cfg: SignalsConfig, device: str, cache_dir: Optional[str], log=pr
         from .judges.openai_chat import OpenAIChatJudge
         return OpenAIChatJudge(cfg.judge_url, cfg.judge_model, api_key_env=cfg.judge_api_key_env,
                                concurrency=cfg.judge_concurrency, timeout_s=cfg.judge_timeout_s,
-                               retries=cfg.judge_retries, backoff_s=cfg.judge_backoff_s)
+                               retries=cfg.judge_retries, backoff_s=cfg.judge_backoff_s,
+                               answer_tries=cfg.judge_answer_tries)
     if cfg.judge == "local-lm":
         from .judges.local_lm import LocalLMJudge, load_causal_lm
         dtype = None if cfg.lm_dtype == "auto" else getattr(torch, cfg.lm_dtype)

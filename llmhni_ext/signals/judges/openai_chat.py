@@ -1,20 +1,28 @@
 """Judge with any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, OpenAI).
 
 Each (user, item) is asked twice, once per perspective (:mod:`..prompts`). The answer
-must be exactly High, Mid or Low (:func:`..prompts.parse_label`); an unparseable answer
-is asked again up to ``retries`` times and then recorded as ``unknown``, never guessed.
-Transport errors and timeouts are retried with exponential backoff; a request that still
-fails is not recorded (a later run asks again) and counted as an error. ``concurrency``
-requests run at once.
+must be exactly High, Mid or Low (:func:`..prompts.parse_label`). An unparseable answer
+(base models answer chat requests with empty or unrelated text) is asked once more, with
+a reminder of the three words, ``answer_tries`` times in all, and then recorded as
+``unknown``, never guessed. When the first ``garbage_after`` answers of a run were all
+unparseable, the endpoint is taken to be unable to follow the instruction: later pairs get
+one try each (a warning says so), so a broken model costs one request per question, not
+several. Transport errors and timeouts are retried with exponential backoff (``retries``);
+a request that still fails is not recorded (a later run asks again) and counted as an
+error. ``concurrency`` requests run at once.
 """
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..endpoint import EndpointFailure, post_json
 from ..prompts import PROMPT_VERSION, SYSTEM, item_centric_prompt, parse_label, user_centric_prompt
+
+#: the follow-up after an unparseable answer
+REMINDER = "Answer with exactly one word: High, Mid or Low."
 from .base import Judge, JudgeInputs, UserTask
 
 
@@ -27,13 +35,16 @@ class OpenAIChatJudge(Judge):
 
     def __init__(self, base_url: str, model: Optional[str] = None, *, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 4, timeout_s: float = 60.0, retries: int = 3, backoff_s: float = 0.5,
-                 max_tokens: int = 4) -> None:
+                 max_tokens: int = 4, answer_tries: int = 2, garbage_after: int = 16) -> None:
         u = base_url.rstrip("/")
         self.url = u if u.endswith("/chat/completions") else u + "/chat/completions"
         self.model = model or "default"
         self.api_key = os.environ.get(api_key_env, "")
         self.concurrency, self.timeout_s = max(1, int(concurrency)), float(timeout_s)
         self.retries, self.backoff_s, self.max_tokens = int(retries), float(backoff_s), int(max_tokens)
+        self.answer_tries, self.garbage_after = max(1, int(answer_tries)), int(garbage_after)
+        self._lock = threading.Lock()
+        self._answers = self._parsed = 0
         self.name = f"openai-chat:{self.model}"
         self.version = PROMPT_VERSION
 
@@ -44,10 +55,12 @@ class OpenAIChatJudge(Judge):
                              f"temperature=0 max_tokens={self.max_tokens}"])
 
     # -- one request ------------------------------------------------------------------
-    def ask(self, system: str, prompt: str) -> str:
+    def ask(self, system: str, prompt: str, reminder: bool = False) -> str:
         """The answer text; raises :class:`EndpointError` after the transport retries."""
-        payload = {"model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
-                   "messages": [{"role": "system", "content": system}, {"role": "user", "content": prompt}]}
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+        if reminder:
+            messages.append({"role": "user", "content": REMINDER})
+        payload = {"model": self.model, "temperature": 0, "max_tokens": self.max_tokens, "messages": messages}
         try:
             return post_json(self.url, payload, lambda data: str(data["choices"][0]["message"]["content"] or ""),
                              api_key=self.api_key, timeout_s=self.timeout_s, retries=self.retries,
@@ -55,15 +68,24 @@ class OpenAIChatJudge(Judge):
         except EndpointFailure as e:
             raise EndpointError(f"{self.url}: {e}") from None
 
+    @property
+    def answers_garbage(self) -> bool:
+        """Whether the first ``garbage_after`` answers were all unparseable."""
+        return self._answers >= self.garbage_after > 0 and self._parsed == 0
+
     def judge_one(self, prompt: str, system: str) -> Tuple[str, str, int]:
         """(label or 'unknown', last raw answer, tries) for one prompt."""
         raw = ""
-        for attempt in range(self.retries + 1):
-            raw = self.ask(system, prompt)
+        tries = 1 if self.answers_garbage else self.answer_tries
+        for attempt in range(tries):
+            raw = self.ask(system, prompt, reminder=attempt > 0)
             lab = parse_label(raw)
+            with self._lock:
+                self._answers += 1
+                self._parsed += lab is not None
             if lab is not None:
                 return lab, raw, attempt + 1
-        return "unknown", raw, self.retries + 1
+        return "unknown", raw, tries
 
     # -- the batch ---------------------------------------------------------------------
     def run(self, tasks: Sequence[UserTask], inputs: JudgeInputs, cache, progress: bool = False) -> Dict[str, float]:
@@ -109,6 +131,12 @@ class OpenAIChatJudge(Judge):
                 raise
         if bar is not None:
             bar.close()
+        stats["answers_garbage"] = float(self.answers_garbage)
+        if self.answers_garbage:
+            import warnings
+            warnings.warn(f"{self.url}: none of the first {self._answers} answers was High, Mid or Low (a base model, "
+                          f"or a chat template the server does not apply?); each later question was asked once and "
+                          f"its answer recorded as unknown", stacklevel=2)
         if stats["errors"] and not stats["judged"]:
             raise EndpointError(f"every request to the chat endpoint failed ({int(stats['errors'])}); first: {first_error}")
         return stats
