@@ -87,7 +87,8 @@ class MethodConfig:
     # step over all of the batch's nodes, 4-6x; the two were equal or better on ML-100K validation)
     aux_every: int = 4                # compute L_de and L_hal on every n-th step, weighted n x lambda
     aux_max_nodes: int = 512          # contrast at most this many of the batch's users (and items); 0 = all
-    predict_graph: str = "denoised"   # denoised (G') | original (G)
+    predict_graph: str = "denoised"   # the graph L_rec and the prediction propagate on: denoised (G') | original (G)
+    train_edges: str = "denoised"     # the positives L_rec trains on: denoised (G' edges) | original (G edges)
     semantic_sampling: bool = True    # False: "w/o semantic sampling" (score-only hard negatives)
     objective_alignment: bool = True  # False: "w/o objective alignment" (raw text similarity)
     interaction_denoising: bool = True  # False: "w/o interaction denoising" (no G', no L_de)
@@ -190,8 +191,9 @@ def _validate(cfg: RunConfig) -> None:
     _check(0.0 < me.keep_prob <= 1.0, "method.keep_prob", "must be in (0, 1]", me.keep_prob)
     _check(me.tce_max_drop < 1.0, "method.tce_max_drop", "must be < 1", me.tce_max_drop)
     _check(me.tce_warmup_epochs >= 1, "method.tce_warmup_epochs", "must be >= 1", me.tce_warmup_epochs)
-    _check(me.predict_graph in ("denoised", "original"), "method.predict_graph",
-           "must be 'denoised' or 'original'", me.predict_graph)
+    for k in ("predict_graph", "train_edges"):
+        _check(getattr(me, k) in ("denoised", "original"), f"method.{k}", "must be 'denoised' or 'original'",
+               getattr(me, k))
     if cfg.signals:          # names, types and ranges of the signals options, checked now rather than mid-run
         from .signals.config import SignalsConfig
         try:

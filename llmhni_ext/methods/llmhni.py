@@ -73,7 +73,7 @@ class LLMHNI(Method):
     name = "llmhni"
     description = "LLMHNI: semantic hard negatives + L_de + L_hal"
     reads = ("num_candidates", "top_k", "sim_threshold", "lambda_de", "lambda_hal", "tau_de", "tau_hal",
-             "keep_prob", "predict_graph", "semantic_sampling", "objective_alignment", "interaction_denoising",
+             "keep_prob", "predict_graph", "train_edges", "semantic_sampling", "objective_alignment", "interaction_denoising",
              "hallucination_robust", "aux_every", "aux_max_nodes")
     needs_signals = "all"
 
@@ -90,6 +90,10 @@ class LLMHNI(Method):
             self.Gp = Graph.build(gu, gi, ds.n_users, ds.n_items, ctx.device)
             self.quality = denoising_quality(ds, gu, gi)
         self.rec_on_gp = self.Gp is not None and me.predict_graph == "denoised"
+        # the positives L_rec trains on (and the sampler never returns), and the graph it propagates on
+        edges = self.Gp if self.Gp is not None and me.train_edges == "denoised" else self.G
+        prop = self.Gp if self.rec_on_gp else self.G
+        self.rec_graph = prop if edges is prop else Graph(edges.users, edges.items, prop.adj)
         self.user_sem, self.item_sem = (t.to(ctx.device) for t in semantic_embeddings(sig, me.objective_alignment))
 
     @property
@@ -98,8 +102,9 @@ class LLMHNI(Method):
 
     @property
     def graph(self) -> Graph:
-        """G' when it exists and ``predict_graph`` is ``denoised``, else G."""
-        return self.Gp if self.rec_on_gp else self.G
+        """L_rec's positives: G''s edges (``train_edges: denoised``) or G's; its propagation
+        (and the prediction's): on G' (``predict_graph: denoised``) or on G."""
+        return self.rec_graph
 
     def summary(self) -> Dict[str, Any]:
         return self.quality

@@ -29,12 +29,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--config", metavar="FILE", help="YAML with the signals options (top level or under 'signals:')")
     s.add_argument("--encoder", choices=ENCODERS, help="text encoder (default minilm: bundled all-MiniLM-L6-v2)")
     s.add_argument("--judge", choices=JUDGES, help="judge (default local-lm: bundled Gemma-3-270M by likelihood; "
-                                                   "'embedding' is a fast proxy)")
+                                                   "'embedding' is a fast proxy; 'oracle' answers from the labels, for analysis only)")
     s.add_argument("--judge-url", help="OpenAI-compatible base URL for --judge openai-chat, e.g. http://127.0.0.1:8000/v1")
     s.add_argument("--judge-model", help="chat model name, or a local transformers path / .gguf file")
     s.add_argument("--no-align", action="store_true", help="without objective alignment (raw text similarity)")
-    s.add_argument("--cand-pos", type=int, help="lowest-scored training positives judged per user")
-    s.add_argument("--cand-neg", type=int, help="highest-scored non-interactions judged per user")
+    s.add_argument("--cand-pos", type=int, help="at least this many lowest-scored training positives judged per user "
+                   "(beside the share --set cand_pos_frac=...)")
+    s.add_argument("--cand-neg", type=int, help="at least this many highest-scored non-interactions judged per user "
+                   "(beside the share --set cand_neg_frac=...)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any SignalsConfig option, e.g. --set lm_batch=64 (repeatable)")
     o = p.add_argument_group("run")
