@@ -53,7 +53,7 @@ class SignalsConfig:
     #: max(cand_neg_per_user, ceil(cand_neg_frac * |P_u|)) highest-scored non-interacted items are judged
     cand_pos_per_user: int = 1
     cand_neg_per_user: int = 1
-    cand_pos_frac: float = 0.2
+    cand_pos_frac: float = 0.5
     cand_neg_frac: float = 0.05
     context_items: int = 3             #: highest-scored interacted items shown in the item-centric view
     #: users whose candidates are judged: -1 = auto (every user with a fast judge or on a GPU; a

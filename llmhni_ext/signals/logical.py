@@ -52,6 +52,11 @@ def run_within_budget(judge, tasks: Sequence[UserTask], inputs: JudgeInputs, cac
         except (ValueError, KeyError, OSError, TypeError):
             fixed = None
     chunk = max(cfg.lm_users_per_batch, 4 * cfg.judge_concurrency)
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(tasks) if fixed is None else min(fixed, len(tasks)), unit="user", leave=False,
+                   desc=f"judge ({judge.name}, most suspicious first, {cfg.signals_budget_s:g} s budget)")
     stats: Dict[str, float] = {}
     done = 0
     spent_uncached = 0.0
@@ -72,6 +77,10 @@ def run_within_budget(judge, tasks: Sequence[UserTask], inputs: JudgeInputs, cac
         stats = _add_stats(stats, judge.run(part, inputs, cache, progress=False))
         spent_uncached += time.perf_counter() - t0
         done += len(part)
+        if bar is not None:
+            bar.update(len(part))
+    if bar is not None:
+        bar.close()
     if memo and fixed is None:
         os.makedirs(os.path.dirname(memo), exist_ok=True)
         from ..checkpoint import write_text
