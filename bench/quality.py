@@ -23,6 +23,8 @@ SUITES = {
     "ml100k": ["--config", "ml100k", "--methods", "bpr,tce,dns,sgl,llmhni", "--noise", "0,0.2"],
     "ml100k-ablations": ["--config", "ml100k", "--methods",
                          "llmhni,llmhni-wo-sem,llmhni-wo-align,llmhni-wo-denoise,llmhni-wo-hal", "--noise", "0.2"],
+    "ml100k-all": ["--config", "ml100k", "--methods", "bpr,dns,tce,sgl,llmhni,llmhni-wo-sem,llmhni-wo-align,"
+                   "llmhni-wo-denoise,llmhni-wo-hal"],
     "ml1m": ["--config", "ml1m", "--methods", "bpr,llmhni", "--noise", "0", "--set", "signals.judge=embedding"],
     "lastfm": ["--config", "lastfm", "--methods", "bpr,llmhni", "--noise", "0", "--set", "signals.judge=embedding"],
 }
