@@ -21,36 +21,9 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from . import config as C
-from .methods import METHODS, REGISTRY
+from .methods import METHODS
 
 EXIT_INTERRUPTED = 130
-
-
-def _reusable_result(done: str, cfg) -> Optional[Dict[str, Any]]:
-    """A finished run's results when they were produced by the same training-relevant
-    configuration; a run made with other settings is moved aside (``<dir>.stale-N``) so
-    that it is redone instead of silently reused."""
-    if not os.path.isfile(done):
-        return None
-    with open(done, encoding="utf-8") as f:
-        res = json.load(f)
-    theirs = res.get("config")
-    mine = C.trajectory_settings(cfg.to_dict())
-    if isinstance(theirs, dict) and C.trajectory_settings(theirs) == mine:
-        if not res.get("stopped_early") and int(res.get("epochs_run", cfg.train.epochs)) < cfg.train.epochs:
-            print(f"[compare] {os.path.dirname(done)} ran {res.get('epochs_run')} of the "
-                  f"{cfg.train.epochs} epochs now asked for; resuming it", flush=True)
-            return None          # same settings, more epochs: the checkpoint continues
-        return res
-    run_dir = os.path.dirname(done)
-    n = 1
-    while os.path.exists(f"{run_dir}.stale-{n}"):
-        n += 1
-    os.replace(run_dir, f"{run_dir}.stale-{n}")
-    diff = sorted(k for k in mine if not isinstance(theirs, dict) or C.trajectory_settings(theirs).get(k) != mine[k])
-    print(f"[compare] {run_dir} was made with other settings ({', '.join(diff[:4]) or 'no config'}); "
-          f"moved to {run_dir}.stale-{n} and run again", flush=True)
-    return None
 
 
 def _default_cache() -> str:
@@ -195,8 +168,7 @@ def _csv(s: str, conv=str) -> List[Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import markdown_table, plot_curves, plot_noise, summarize
-    from .pipeline import load_run_dataset, run_training, signals_for
+    from .compare import markdown_table, plot_curves, plot_noise, run_grid, summarize
     from .train import Interrupted
     base = resolve_config(args)
     _apply_threads(base)
@@ -208,36 +180,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = args.out or os.path.join("runs", f"compare-{os.path.basename(base.data.dataset)}-{base.model.backbone}")
     os.makedirs(out, exist_ok=True)
     cache = args.cache_dir or _default_cache()
-    results, curves = [], {}
-    for noise in noises:
-        dcfg = C.apply_overrides(base, {"data.noise": noise})
-        ds = load_run_dataset(dcfg)
-        signals: Dict[str, Any] = {}   # by what the methods need: "all" serves "texts" too
-        for seed in seeds:
-            for m in methods:
-                cfg = C.apply_overrides(dcfg, {"method.name": m, "train.seed": seed})
-                run_dir = os.path.join(out, f"{m}-noise{noise:g}-seed{seed}")
-                cfg.out = run_dir
-                done = os.path.join(run_dir, "results.json")
-                res = _reusable_result(done, cfg) if not args.force else None
-                if res is not None:
-                    print(f"[compare] {m} noise {noise:g} seed {seed}: already done ({done})", flush=True)
-                else:
-                    need = REGISTRY[m].needs_signals
-                    sig = signals.get("all") or signals.get(need) if need else None
-                    if need and sig is None:
-                        print(f"[compare] signals for {ds.name}, noise {noise:g}", flush=True)
-                        sig = signals[need] = signals_for(cfg, ds, cache, progress=cfg.train.progress)
-                    print(f"[compare] {m} noise {noise:g} seed {seed}", flush=True)
-                    try:
-                        res = run_training(cfg, out_dir=run_dir, resume="auto", cache_dir=cache, dataset=ds,
-                                           signals=sig, handle_sigint=True)
-                    except Interrupted as e:
-                        print(f"\n{e}. Run the same compare command again to continue.", file=sys.stderr)
-                        return EXIT_INTERRUPTED
-                results.append(res)
-                if seed == seeds[0]:
-                    curves[f"{m} noise {noise:g}"] = run_dir
+    try:
+        results, curves = run_grid(base, methods, noises, seeds, out, cache, force=args.force)
+    except Interrupted as e:
+        print(f"\n{e}. Run the same compare command again to continue.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     rows = summarize(results)
     table = markdown_table(rows)
     from .checkpoint import write_text

@@ -50,6 +50,75 @@ def summarize(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return rows
 
 
+def reusable_result(done: str, cfg) -> Optional[Dict[str, Any]]:
+    """A finished run's results when they were produced by the same training-relevant
+    configuration; a run made with other settings is moved aside (``<dir>.stale-N``) so
+    that it is redone instead of silently reused."""
+    from .config import trajectory_settings
+    if not os.path.isfile(done):
+        return None
+    with open(done, encoding="utf-8") as f:
+        res = json.load(f)
+    theirs = res.get("config")
+    mine = trajectory_settings(cfg.to_dict())
+    if isinstance(theirs, dict) and trajectory_settings(theirs) == mine:
+        if not res.get("stopped_early") and int(res.get("epochs_run", cfg.train.epochs)) < cfg.train.epochs:
+            print(f"[compare] {os.path.dirname(done)} ran {res.get('epochs_run')} of the "
+                  f"{cfg.train.epochs} epochs now asked for; resuming it", flush=True)
+            return None          # same settings, more epochs: the checkpoint continues
+        return res
+    run_dir = os.path.dirname(done)
+    n = 1
+    while os.path.exists(f"{run_dir}.stale-{n}"):
+        n += 1
+    os.replace(run_dir, f"{run_dir}.stale-{n}")
+    diff = sorted(k for k in mine if not isinstance(theirs, dict) or trajectory_settings(theirs).get(k) != mine[k])
+    print(f"[compare] {run_dir} was made with other settings ({', '.join(diff[:4]) or 'no config'}); "
+          f"moved to {run_dir}.stale-{n} and run again", flush=True)
+    return None
+
+
+
+def run_grid(base, methods: Sequence[str], noises: Sequence[float], seeds: Sequence[int], out: str,
+             cache: Optional[str], force: bool = False) -> Tuple[List[Dict[str, Any]], Dict[str, str]]:
+    """Every (noise, seed, method) run of ``llmhni compare`` into ``out/<method>-noise<r>-seed<s>``:
+    finished runs with the same trajectory settings are reused, interrupted ones resume; the
+    signals are prepared once per noise level (what a method needs: "all" serves "texts" too).
+    Returns the results documents and, per (method, noise), the run folder of the first seed.
+    Ctrl-C raises :class:`llmhni_ext.train.Interrupted` after the checkpoint is saved."""
+    from . import config as C
+    from .methods import REGISTRY
+    from .pipeline import load_run_dataset, run_training, signals_for
+    results: List[Dict[str, Any]] = []
+    curves: Dict[str, str] = {}
+    for noise in noises:
+        dcfg = C.apply_overrides(base, {"data.noise": noise})
+        ds = load_run_dataset(dcfg)
+        signals: Dict[str, Any] = {}   # by what the methods need: "all" serves "texts" too
+        for seed in seeds:
+            for m in methods:
+                cfg = C.apply_overrides(dcfg, {"method.name": m, "train.seed": seed})
+                run_dir = os.path.join(out, f"{m}-noise{noise:g}-seed{seed}")
+                cfg.out = run_dir
+                done = os.path.join(run_dir, "results.json")
+                res = reusable_result(done, cfg) if not force else None
+                if res is not None:
+                    print(f"[compare] {m} noise {noise:g} seed {seed}: already done ({done})", flush=True)
+                else:
+                    need = REGISTRY[m].needs_signals
+                    sig = signals.get("all") or signals.get(need) if need else None
+                    if need and sig is None:
+                        print(f"[compare] signals for {ds.name}, noise {noise:g}", flush=True)
+                        sig = signals[need] = signals_for(cfg, ds, cache, progress=cfg.train.progress)
+                    print(f"[compare] {m} noise {noise:g} seed {seed}", flush=True)
+                    res = run_training(cfg, out_dir=run_dir, resume="auto", cache_dir=cache, dataset=ds,
+                                       signals=sig, handle_sigint=True)
+                results.append(res)
+                if seed == seeds[0]:
+                    curves[f"{m} noise {noise:g}"] = run_dir
+    return results, curves
+
+
 def _fmt(ms: Tuple[float, ...], digits: int = 4) -> str:
     """mean ± std over seeds; the mean alone for one seed (a std of one value is not 0)."""
     m, s = ms[0], ms[1]

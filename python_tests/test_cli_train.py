@@ -124,7 +124,7 @@ def test_compare_rejects_unknown_method(capsys):
 def test_compare_reruns_runs_made_with_other_settings(tmp_path, capsys):
     """A finished run is reused only when the settings its method reads are unchanged."""
     import json as _json
-    from llmhni_ext.cli import _reusable_result
+    from llmhni_ext.compare import reusable_result as _reusable_result
     from llmhni_ext.config import RunConfig
     run = tmp_path / "dns-noise0-seed0"
     run.mkdir()
@@ -146,7 +146,7 @@ def test_compare_reruns_runs_made_with_other_settings(tmp_path, capsys):
 
 def test_compare_resumes_a_run_asked_for_more_epochs(tmp_path, capsys):
     import json as _json
-    from llmhni_ext.cli import _reusable_result
+    from llmhni_ext.compare import reusable_result as _reusable_result
     from llmhni_ext.config import RunConfig
     run = tmp_path / "bpr-noise0-seed0"
     run.mkdir()
