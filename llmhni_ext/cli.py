@@ -130,24 +130,60 @@ def _default_out(cfg: C.RunConfig) -> str:
 
 # ----------------------------------------------------------------------------- commands
 
+def _launch(nproc: int, argv: List[str]) -> int:
+    """``llmhni train --nproc N``: the same command as N processes on this machine, via torchrun."""
+    import subprocess
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "llmhni_ext.cli", *rest]
+    return subprocess.call(cmd)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .distributed import from_env
     from .pipeline import run_training
     from .train import Interrupted
+    if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _launch(args.nproc, args._argv)
     cfg = resolve_config(args)
     _apply_threads(cfg)
     out = args.out or cfg.out or _default_out(cfg)
     cfg.out = out
-    print(f"llmhni train: {cfg.method.name} on {cfg.model.backbone}, {cfg.data.dataset}, noise {cfg.data.noise:g}, "
-          f"seed {cfg.train.seed} -> {out}", flush=True)
+    dist = from_env(torch.device(cfg.train.device), cfg.train.dist_timeout_s)
+    say = print if dist.main else (lambda *a, **k: None)
+    say(f"llmhni train: {cfg.method.name} on {cfg.model.backbone}, {cfg.data.dataset}, noise {cfg.data.noise:g}, "
+        f"seed {cfg.train.seed} -> {out}" + (f" ({dist.world} processes)" if dist.active else ""), flush=True)
     try:
         res = run_training(cfg, out_dir=out, resume=args.resume, cache_dir=args.cache_dir or _default_cache(),
-                           handle_sigint=True)
+                           handle_sigint=True, dist=dist, log=_log_info if dist.main else (lambda m: None))
     except Interrupted as e:
-        print(f"\n{e}. Continue with the same command and --resume.", file=sys.stderr)
+        if dist.main:
+            print(f"\n{e}. Continue with the same command and --resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except RuntimeError as e:
+        if dist.active:
+            raise RuntimeError(f"rank {dist.rank} of {dist.world}: {e} (another rank stopped or died? the run "
+                               f"resumes from its last checkpoint with --resume)") from None
+        raise
+    if not dist.main:
+        return 0
     _print_result(res)
     print(f"results: {os.path.join(out, 'results.json')}")
     return 0
+
+
+def _log_info(msg: str) -> None:
+    from . import _log
+    _log.info(msg)
 
 
 def _print_result(res: Dict[str, Any]) -> None:
@@ -326,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(t)
     t.add_argument("--out", help="output folder (default runs/<dataset>-<backbone>-<method>-noise<r>-seed<s>)")
     t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint.pt")
+    t.add_argument("--nproc", type=int, default=1, help="train as N processes on this machine (torch.distributed: "
+                   "gloo on the CPU, NCCL on GPUs); under torchrun the process group comes from the environment")
     t.set_defaults(func=cmd_train)
 
     c = sub.add_parser("compare", help="run several methods, noise levels and seeds; Markdown table and plots",
@@ -377,6 +415,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     _log.to_stdout()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -64,6 +64,7 @@ class TrainConfig:
     # how an epoch's batches are built: "interactions" shuffles the training interactions (each
     # once per epoch); "users" draws users uniformly, then one positive each (LightGCN's authors)
     batching: str = "interactions"
+    dist_timeout_s: float = 300.0     # torch.distributed: how long a collective waits for a rank that died
 
 
 @dataclass
@@ -165,6 +166,7 @@ def _validate(cfg: RunConfig) -> None:
     _check(t.eval_batch_size > 0, "train.eval_batch_size", "must be > 0", t.eval_batch_size)
     _check(t.eval_item_block > 0, "train.eval_item_block", "must be > 0", t.eval_item_block)
     _check(t.threads >= 0, "train.threads", "must be >= 0", t.threads)
+    _check(t.dist_timeout_s > 0, "train.dist_timeout_s", "must be > 0", t.dist_timeout_s)
     _check(t.batching in BATCHINGS, "train.batching", f"must be one of {', '.join(BATCHINGS)}", t.batching)
     _check(t.device == "cpu" or t.device == "cuda" or t.device.startswith("cuda:"), "train.device",
            "must be cpu, cuda or cuda:N", t.device)
@@ -216,7 +218,7 @@ def trajectory_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
                 flat[f"{sec}.{k}"] = v
     # train.threads stays: OpenMP reductions make 1 and 2 threads differ in the last bits
     for k in ("train.progress", "train.epochs", "train.eval_batch_size",
-              "train.eval_item_block", "data.data_root"):
+              "train.eval_item_block", "data.data_root", "train.dist_timeout_s"):
         flat.pop(k, None)
     name = flat.get("method.name")
     if name not in _methods.REGISTRY:

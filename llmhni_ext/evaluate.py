@@ -114,15 +114,25 @@ def merge_csr(parts: Iterable[CSR]) -> CSR:
 
 def full_ranking(user_emb: Tensor, item_emb: Tensor, truth: CSR, exclude: Optional[CSR],
                  ks: Sequence[int] = DEFAULT_KS, user_batch: int = 1024,
-                 item_block: int = 8192) -> Dict[str, float]:
+                 item_block: int = 8192, dist=None) -> Dict[str, float]:
     """Recall@K and NDCG@K over all items, with ``exclude`` (training, and for test
-    also validation, items) masked. Only users with held-out items are ranked."""
+    also validation, items) masked. Only users with held-out items are ranked.
+
+    ``dist`` (:class:`llmhni_ext.distributed.Dist`): each rank ranks a block of the users and
+    the top-k lists are gathered, so every rank gets one process's metrics exactly."""
     users = torch.nonzero(truth.degrees() > 0).flatten()
     if users.numel() == 0:
         return {**{f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")}, "users": 0}
     sub_truth = _subset_rows(truth, users)
     sub_ex = _subset_rows(exclude, users) if exclude is not None else None
-    top = topk_items(user_emb[users.to(user_emb.device)], item_emb, sub_ex, max(ks), user_batch, item_block)
+    if dist is not None and dist.active:
+        lo, hi = dist.block(users.numel())
+        mine = users[lo:hi]
+        ex = _subset_rows(exclude, mine) if exclude is not None else None
+        local = topk_items(user_emb[mine.to(user_emb.device)], item_emb, ex, max(ks), user_batch, item_block)
+        top = dist.gather_rows(local, users.numel())
+    else:
+        top = topk_items(user_emb[users.to(user_emb.device)], item_emb, sub_ex, max(ks), user_batch, item_block)
     return ranking_metrics(top, sub_truth.to(top.device), ks)
 
 

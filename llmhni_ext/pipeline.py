@@ -98,7 +98,7 @@ def pretrain_backbone(ds, *, epochs: int = 20, dim: int = 64, layers: int = 3, s
 
 def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: Union[bool, str] = False,
                  cache_dir: Optional[str] = None, dataset=None, signals=None,
-                 handle_sigint: bool = False, log: Callable[[str], None] = _log.info) -> Dict[str, Any]:
+                 handle_sigint: bool = False, log: Callable[[str], None] = _log.info, dist=None) -> Dict[str, Any]:
     """Everything ``llmhni train`` does: data, signals (when the method needs them), training,
     results. ``cfg`` is not changed.
 
@@ -110,11 +110,12 @@ def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: Union[bo
     if needs_signals(cfg) and signals is None:
         log(f"signals: preparing for {ds.name} (cached in {cache_dir or 'no cache'})")
         signals = signals_for(cfg, ds, cache_dir, progress=cfg.train.progress)
-    if out_dir is not None:
+    main = dist is None or dist.main
+    if out_dir is not None and main:            # one writer under torch.distributed: rank 0
         os.makedirs(out_dir, exist_ok=True)
         clean_stale_tmp(out_dir)                # left by a run killed while writing
         dump_yaml(cfg, os.path.join(out_dir, "config.yaml"))
-    tr = Trainer(cfg, ds, signals=signals, out_dir=out_dir)
+    tr = Trainer(cfg, ds, signals=signals, out_dir=out_dir, dist=dist)
     if resume:
         if tr.resume():
             log(f"resumed from {out_dir}/checkpoint.pt at epoch {tr.epoch + 1}, step {tr.step}")
@@ -122,7 +123,7 @@ def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: Union[bo
             log(f"--resume: no checkpoint in {out_dir}, starting from scratch")
 
     def on_epoch(rec: Dict[str, Any]) -> None:
-        if not cfg.train.progress:
+        if not cfg.train.progress or not main:
             return
         msg = f"epoch {rec['epoch']:3d}  loss {rec['loss']:.4f}  {rec['train_seconds']:.1f}s"
         if "valid_recall@20" in rec:

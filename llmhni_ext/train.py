@@ -38,6 +38,7 @@ from torch import Tensor
 from . import losses
 from . import methods as _methods
 from .checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
+from .distributed import Dist, PartitionedGraph
 from .config import RunConfig, trajectory_settings
 from .evaluate import DEFAULT_KS, full_ranking, interactions_csr, merge_csr
 from .methods.base import Graph, RunContext, Step
@@ -71,8 +72,10 @@ class Trainer:
     is required by the methods that need it. ``out_dir``, when given, receives
     ``metrics.jsonl``, ``results.json`` and ``checkpoint.pt`` / ``best.pt``."""
 
-    def __init__(self, cfg: RunConfig, dataset, signals=None, out_dir: Optional[str] = None) -> None:
+    def __init__(self, cfg: RunConfig, dataset, signals=None, out_dir: Optional[str] = None,
+                 dist: Optional[Dist] = None) -> None:
         self.cfg = cfg = copy.deepcopy(cfg).validate()
+        self.dist = dist or Dist()
         self.ds, self.signals, self.out_dir = dataset, signals, out_dir
         self.device = dev = torch.device(cfg.train.device)
         if dev.type == "cuda" and not torch.cuda.is_available():
@@ -93,7 +96,22 @@ class Trainer:
         # G, the observed (possibly noisy) training graph; the method builds whatever else it needs
         G = Graph.build(tu, ti, n_users, n_items, dev)
         self.method = _methods.get(cfg.method.name)(RunContext(cfg, dataset, signals, self.model, G, dev))
-        self.opt = torch.optim.Adam(list(self.model.parameters()) + self.method.parameters(), lr=cfg.train.lr)
+        if self.dist.active and m.backbone == "lightgcn":
+            whole = self.method.needs_whole_graph()
+            self.partition = {"world": self.dist.world, "whole_graph_kept": whole, "nnz": [], "block_nnz": []}
+            for g in self.method.graphs():          # each rank keeps a block of rows of each graph
+                if g.part is None:
+                    g.part = PartitionedGraph(g.adj, self.dist)
+                    self.partition["nnz"].append(g.adj.nnz)
+                    b = g.part.bounds
+                    self.partition["block_nnz"].append(
+                        [int(g.adj.rowptr[b[r + 1]] - g.adj.rowptr[b[r]]) for r in range(self.dist.world)])
+            if not whole:                           # and, unless views need it, nothing more
+                for g in self.method.graphs():
+                    g.adj = None
+        self.partition = getattr(self, "partition", None)
+        self.params = list(self.model.parameters()) + self.method.parameters()
+        self.opt = torch.optim.Adam(self.params, lr=cfg.train.lr)
         # negatives avoid the positives of the graph L_rec trains on (an edge G' adds never
         # comes back as a negative)
         graph = self.method.graph
@@ -170,7 +188,14 @@ class Trainer:
         self.model.train()
         z = self.method.representations(step)
         neg = self._negatives(step, z)
-        n_u, b = self.n_users, users.numel()
+        n_u, batch = self.n_users, users.numel()
+        share = 1.0
+        if self.dist.active:                       # this rank's shard of the batch, and its share of the mean
+            lo, hi = self.dist.block(batch)
+            users, pos, neg = users[lo:hi], pos[lo:hi], neg[lo:hi]
+            step.users, step.pos = users, pos
+            share = (hi - lo) / max(batch, 1)
+        b = users.numel()
         # one gather (and one scatter in the backward) for the batch's users, positives, negatives
         rows = torch.cat([users, n_u + pos, n_u + neg.flatten()])
         zb = z[rows]
@@ -182,12 +207,17 @@ class Trainer:
         l_reg = self.cfg.train.l2 * losses.l2_reg(self.model.ego()[rows], batch_size=b)
         terms = self.method.aux_losses(step, z)
         total = losses.objective(l_rec, terms) + l_reg
+        if share != 1.0:
+            total = share * total
         self.opt.zero_grad(set_to_none=True)
         total.backward()
+        self.dist.all_reduce_grads(self.params)
         self.opt.step()
-        out = {"rec": float(l_rec.detach()), "reg": float(l_reg.detach())}
-        out.update({k: float(w * t.detach()) for k, (w, t) in terms.items()})
-        out["loss"] = float(total.detach())
+        parts = torch.stack([l_rec.detach(), l_reg.detach(), *[w * t.detach() for w, t in terms.values()],
+                             total.detach() / share]).double() * share
+        vals = self.dist.all_reduce_(parts).tolist()      # the global batch's values on every rank
+        out = dict(zip(["rec", "reg", *terms.keys()], vals[:-1]))
+        out["loss"] = vals[-1]
         return out
 
     # ------------------------------------------------------------------ evaluation
@@ -202,10 +232,11 @@ class Trainer:
         u, i = self.representations()
         t = self.cfg.train
         if split == "valid":
-            return full_ranking(u, i, self.valid_csr, self.train_csr, DEFAULT_KS, t.eval_batch_size, t.eval_item_block)
+            return full_ranking(u, i, self.valid_csr, self.train_csr, DEFAULT_KS, t.eval_batch_size, t.eval_item_block,
+                                dist=self.dist)
         if split == "test":
             return full_ranking(u, i, self.test_csr, self.test_exclude, DEFAULT_KS, t.eval_batch_size,
-                                t.eval_item_block)
+                                t.eval_item_block, dist=self.dist)
         raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
 
     # ------------------------------------------------------------------ state
@@ -233,7 +264,7 @@ class Trainer:
         return None if self.out_dir is None else os.path.join(self.out_dir, name)
 
     def save(self) -> None:
-        if self.out_dir is None:
+        if self.out_dir is None or not self.dist.main:
             return
         save_checkpoint(self.state_dict(), self._path("checkpoint.pt"))
         write_text("".join(json.dumps(h) + "\n" for h in self.history), self._path("metrics.jsonl"))
@@ -251,6 +282,12 @@ class Trainer:
                              f"({', '.join(diff[:5])}); use another --out or drop --resume")
         self.load_state_dict(st)
         return True
+
+    def _interrupted(self) -> bool:
+        """Whether Ctrl-C was pressed (on any rank: every rank stops at the same step)."""
+        if not self.dist.active:
+            return self._interrupt
+        return bool(self.dist.all_reduce_(torch.tensor([float(self._interrupt)])).item() > 0)
 
     # ------------------------------------------------------------------ the loop
     def fit(self, evaluate_test: bool = True, on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
@@ -286,7 +323,7 @@ class Trainer:
             st = self.partial
             n_steps = self.steps_per_epoch
             bar = None
-            if t.progress and tqdm is not None:
+            if t.progress and tqdm is not None and self.dist.main:
                 bar = tqdm(total=n_steps, initial=self.step, desc=f"epoch {epoch + 1}/{t.epochs}",
                            leave=False, dynamic_ncols=True, file=sys.stderr)
             while self.step < n_steps:
@@ -309,7 +346,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{st.loss / st.steps:.4f}")
-                if self._interrupt:
+                if self._interrupted():
                     if bar is not None:
                         bar.close()
                     self.save()
@@ -344,7 +381,7 @@ class Trainer:
             self.save()
             if on_epoch is not None:
                 on_epoch(rec)
-            if self._interrupt:          # Ctrl-C during the epoch's evaluation
+            if self._interrupted():          # Ctrl-C during the epoch's evaluation
                 raise Interrupted(f"interrupted after epoch {epoch + 1}; checkpoint saved"
                                   + (f" in {self.out_dir}" if self.out_dir else ""))
 
@@ -360,6 +397,7 @@ class Trainer:
             "test": self.evaluate("test") if evaluate_test else None,
             "mean_epoch_seconds": float(np.mean([h["train_seconds"] for h in self.history])) if self.history else None,
             "denoising": self.quality,
+            "distributed": None if not self.dist.active else self.partition or {"world": self.dist.world},
             "sampler": None if self._sample_counts is None else dict(zip(
                 ("rejected", "exhausted", "filtered", "llmhni_fallbacks"), self._sample_counts.tolist())),
             "signals": getattr(self.signals, "summary", None),
@@ -369,7 +407,7 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "environment": environment(self.device),
         }
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.dist.main:
             write_json(res, self._path("results.json"))
             if self.best_state is not None:
                 save_checkpoint({"config": self.cfg.to_dict(), "model": self.best_state,

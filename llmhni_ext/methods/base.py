@@ -31,10 +31,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass
 class Graph:
-    """One training graph: its edges (users, items) and its normalised adjacency."""
+    """One training graph: its edges (users, items) and its normalised adjacency; under
+    torch.distributed also this rank's block of it (``part``), which the propagation uses."""
     users: Tensor
     items: Tensor
     adj: CSR
+    part: Any = None
+
+    @property
+    def propagation(self) -> Any:
+        """What the backbone propagates on: the rank's block when partitioned, else the CSR."""
+        return self.adj if self.part is None else self.part
 
     @classmethod
     def build(cls, users: Tensor, items: Tensor, n_users: int, n_items: int, device: torch.device) -> "Graph":
@@ -121,12 +128,21 @@ class Method:
     # -- one step ------------------------------------------------------------------------
     def representations(self, step: Step) -> Tensor:
         """z = f(graph; e^(0)): the representations L_rec scores."""
-        return self.model(self.graph.adj, generator=step.gen)
+        return self.model(self.graph.propagation, generator=step.gen)
 
     @torch.no_grad()
     def eval_representations(self) -> Tensor:
         """The representations evaluation ranks with (the model is in eval mode)."""
-        return self.model(self.graph.adj)
+        return self.model(self.graph.propagation)
+
+    def needs_whole_graph(self) -> bool:
+        """Whether the method reads the whole adjacency (edge-dropped views are built from it);
+        otherwise a rank of a distributed run keeps only its block of rows."""
+        return False
+
+    def graphs(self) -> List[Graph]:
+        """Every graph the method propagates on (the trainer partitions them under torch.distributed)."""
+        return [self.graph]
 
     def sampler_kwargs(self, step: Step, z: Tensor) -> Dict[str, Any]:
         """Mode-specific arguments of :meth:`NegativeSampler.sample` (scores for dns / llmhni)."""

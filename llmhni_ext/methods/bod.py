@@ -112,7 +112,7 @@ class BOD(Method):
         j = self.sampler.sample(u, i, offset=epoch).long()
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
-        zu_all, zi_all = self.model.split(self.model(self.graph.adj))
+        zu_all, zi_all = self.model.split(self.model(self.graph.propagation))
         zu, zi, zj = zu_all[u], zi_all[i], zi_all[j]
         l_real = weighted_bpr(zu, zi, zj, self.generator(zu, zi), self.generator(zu, zj))
         g_real = torch.autograd.grad(l_real, params, retain_graph=True, create_graph=True)

@@ -109,6 +109,12 @@ class LLMHNI(Method):
     def summary(self) -> Dict[str, Any]:
         return self.quality
 
+    def needs_whole_graph(self) -> bool:
+        return self.cfg.hallucination_robust and self.cfg.lambda_hal > 0      # the L_hal views
+
+    def graphs(self):
+        return [g for g in (self.G, self.Gp, self.rec_graph) if g is not None]
+
     def sampler_kwargs(self, step: Step, z: Tensor) -> Dict[str, Any]:
         kw = super().sampler_kwargs(step, z)
         if self.sampler_mode == "llmhni":
@@ -126,9 +132,9 @@ class LLMHNI(Method):
         if self.Gp is not None and me.lambda_de > 0:
             # the representations on G and on G' (one of them is z, the one L_rec scores)
             if self.rec_on_gp:
-                z_g, z_gp = self.model(self.G.adj, generator=step.gen), z
+                z_g, z_gp = self.model(self.G.propagation, generator=step.gen), z
             else:
-                z_g, z_gp = z, self.model(self.Gp.adj, generator=step.gen)
+                z_g, z_gp = z, self.model(self.Gp.propagation, generator=step.gen)
             terms["de"] = (n * me.lambda_de, losses.de_loss(z_g, z_gp, bu, bi, me.tau_de))
         if me.hallucination_robust and me.lambda_hal > 0:
             graphs = (self.G.adj,) if self.Gp is None else (self.G.adj, self.Gp.adj)

@@ -114,7 +114,7 @@ class RLMRecGen(_RLMRec):
         seeds = seeds.to(ego.device)
         masked = ego.index_copy(0, seeds, self.mask_token.expand(seeds.numel(), -1))
         step.scratch["seeds"] = seeds
-        return self.model(self.graph.adj, generator=step.gen, ego=masked)
+        return self.model(self.graph.propagation, generator=step.gen, ego=masked)
 
     def aux_losses(self, step: Step, z: Tensor) -> Dict[str, Tuple[float, Tensor]]:
         seeds = step.scratch["seeds"]
@@ -123,4 +123,4 @@ class RLMRecGen(_RLMRec):
 
     @torch.no_grad()
     def eval_representations(self) -> Tensor:
-        return self.model(self.graph.adj)
+        return self.model(self.graph.propagation)

@@ -14,6 +14,9 @@ class SGL(Method):
     description = "BPR + edge-drop contrastive views (SGL-ED)"
     reads = ("ssl_lambda", "ssl_tau", "keep_prob")
 
+    def needs_whole_graph(self) -> bool:
+        return True
+
     def aux_losses(self, step: Step, z: Tensor) -> Dict[str, Tuple[float, Tensor]]:
         """``L_ssl`` between f(d(G)) and f(d'(G)), views redrawn every epoch."""
         a, b = self.edge_dropped_views(step.epoch, self.graph.adj)

@@ -18,7 +18,7 @@ class SimGCL(Method):
     def aux_losses(self, step: Step, z: Tensor) -> Dict[str, Tuple[float, Tensor]]:
         """``L_ssl`` between two propagations with ``eps``-scaled noise added at every layer."""
         eps = self.cfg.simgcl_eps
-        za = self.model(self.graph.adj, noise_eps=eps, generator=step.gen)
-        zb = self.model(self.graph.adj, noise_eps=eps, generator=step.gen)
+        za = self.model(self.graph.propagation, noise_eps=eps, generator=step.gen)
+        zb = self.model(self.graph.propagation, noise_eps=eps, generator=step.gen)
         bu, bi = step.batch_nodes(self.ctx.n_users)
         return {"ssl": (self.cfg.ssl_lambda, losses.ssl_loss(za, zb, bu, bi, self.cfg.ssl_tau))}

@@ -36,7 +36,8 @@ class XSimGCL(Method):
     def _layers(self, eps: float, gen) -> List[Tensor]:
         x, out = self.model.ego(), []
         for _ in range(self.ctx.cfg.model.layers):
-            x = perturb(_graph.spmm(self.graph.adj, x), eps, gen)
+            part = self.graph.part
+            x = perturb(part.layer(x) if part is not None else _graph.spmm(self.graph.adj, x), eps, gen)
             out.append(x)
         return out
 

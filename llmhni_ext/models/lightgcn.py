@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import graph
+from .. import distributed, graph
 from ..graph import CSR
 from .base import Backbone, perturb
 
@@ -22,12 +22,16 @@ class LightGCN(Backbone):
                 generator: Optional[torch.Generator] = None, ego: Optional[Tensor] = None) -> Tensor:
         if adj is None:
             raise ValueError("LightGCN needs a graph (the normalised adjacency)")
+        x0 = self.embedding if ego is None else ego
+        layer = getattr(adj, "layer", None)            # a rank's block of a partitioned graph
         if noise_eps <= 0:
+            if layer is not None:
+                return distributed.propagate(adj, x0, self.layers)
             # the fused K-layer propagation with the layer mean, forward and backward in one op
-            return graph.propagate(adj, self.embedding if ego is None else ego, self.layers)
+            return graph.propagate(adj, x0, self.layers)
         # SimGCL: perturb every layer's output, then average layers 1..K (as SimGCL does)
-        x, acc = (self.embedding if ego is None else ego), None
+        x, acc = x0, None
         for _ in range(self.layers):
-            x = perturb(graph.spmm(adj, x), noise_eps, generator)
+            x = perturb(layer(x) if layer is not None else graph.spmm(adj, x), noise_eps, generator)
             acc = x if acc is None else acc + x
         return x if acc is None else acc / self.layers
