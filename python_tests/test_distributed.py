@@ -70,16 +70,22 @@ def _ranking_worker(rank, world, port, q):
     torch.distributed.destroy_process_group()
 
 
-def test_sharded_evaluation_equals_one_process_exactly():
+def _spawn(target, world: int, answers: int):
+    """Run ``target(rank, world, port, queue)`` as ``world`` processes; the first ``answers`` puts."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     port = _free_port()
-    procs = [ctx.Process(target=_ranking_worker, args=(r, 3, port, q)) for r in range(3)]
+    procs = [ctx.Process(target=target, args=(r, world, port, q)) for r in range(world)]
     for p in procs:
         p.start()
-    res = [q.get(timeout=120) for _ in procs]
+    res = [q.get(timeout=120) for _ in range(answers)]
     for p in procs:
         p.join(30)
+    return res
+
+
+def test_sharded_evaluation_equals_one_process_exactly():
+    res = _spawn(_ranking_worker, 3, 3)
     assert all(ok for _, ok, _ in res), res
 
 
@@ -100,13 +106,5 @@ def _dying_worker(rank, world, port, q):
 
 
 def test_a_rank_that_dies_stops_the_others_within_the_timeout():
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_dying_worker, args=(r, 2, port, q)) for r in range(2)]
-    for p in procs:
-        p.start()
-    msg, secs = q.get(timeout=120)
-    for p in procs:
-        p.join(30)
+    (msg, secs), = _spawn(_dying_worker, 2, 1)
     assert msg != "no error" and secs < 60, (msg, secs)
