@@ -13,8 +13,9 @@ Launch with ``torchrun --nproc-per-node N -m llmhni_ext.cli train ...`` (or ``ll
 * **Partitioned propagation.** Each rank keeps only a contiguous block of rows of the
   normalised adjacency (graph memory 1/N). A layer multiplies the block and assembles the
   layer's output with ``all_gather``; the backward sums the ranks' output gradients over the
-  block's rows and multiplies by the block's transpose (the adjacency is symmetric). Only
-  LightGCN's propagation is partitioned; NGCF and the edge-dropped views keep the whole graph.
+  block's rows and multiplies by the block's transpose (the adjacency is symmetric). The
+  edge-dropped views (SGL, LLMHNI's L_hal) are built block by block and equal the rows of the
+  whole graph's views bit for bit. LightGCN's propagation is partitioned; NGCF keeps the graph.
 * **Evaluation.** The ranked users are sharded; each rank ranks its shard and the top-k lists
   are gathered, so metrics equal one process's exactly.
 * **Faults.** Every collective runs under ``train.dist_timeout_s``; a rank that dies makes the
@@ -151,8 +152,45 @@ class PartitionedGraph:
         self.block_t = self.block.transpose()
         self.nnz = self.block.nnz
 
+    @classmethod
+    def with_block(cls, like: "PartitionedGraph", block: CSR) -> "PartitionedGraph":
+        """Another graph over the same nodes, split at the same rows (an edge-dropped view)."""
+        pg = cls.__new__(cls)
+        pg.n, pg.dist, pg.bounds, pg.lo, pg.hi = like.n, like.dist, like.bounds, like.lo, like.hi
+        pg.block, pg.block_t, pg.nnz = block, block.transpose(), block.nnz
+        return pg
+
     def layer(self, x: Tensor) -> Tensor:
         return _BlockLayer.apply(x, self)
+
+
+def edge_drop_views(pg: PartitionedGraph, keep_prob: float, num_views: int, seed: int, offset: int
+                    ) -> List[PartitionedGraph]:
+    """This rank's blocks of the edge-dropped views :func:`llmhni_ext.contrastive.edge_drop_views`
+    makes of the whole graph, bit for bit: the keep decision of an undirected edge is a Philox
+    draw keyed by its global endpoints, and the re-normalisation's degrees are gathered."""
+    from .reference.common import inv_sqrt_degree
+    from .reference.contrastive import _edge_keep
+    b, n, lo = pg.block, pg.n, pg.lo
+    rp = b.rowptr.long()
+    # the block's rows at their global positions (the other rows empty), so the keys are global
+    padded = torch.cat([rp.new_zeros(lo), rp, rp.new_full((n - pg.hi,), int(rp[-1]))])
+    seed = seed - 2**64 if seed >= 2**63 else seed
+    offset = offset - 2**64 if offset >= 2**63 else offset
+    keep = _edge_keep(padded, b.col, float(keep_prob), num_views, seed, offset)
+    rows = torch.repeat_interleave(torch.arange(pg.hi - lo, device=rp.device), rp[1:] - rp[:-1])
+    views = []
+    for v in range(num_views):
+        k = keep[v]
+        deg = torch.zeros(pg.hi - lo, dtype=torch.float64, device=rp.device).index_add_(0, rows, k.double())
+        deg = pg.dist.gather_rows(deg, n, pg.bounds)                 # every node's kept degree
+        dinv = torch.where(deg > 0, inv_sqrt_degree(deg), torch.zeros_like(deg))
+        r, c = rows[k], b.col.long()[k]
+        value = (dinv[r + lo] * dinv[c]).float()
+        rowptr = torch.cat([rp.new_zeros(1), torch.cumsum(torch.bincount(r, minlength=pg.hi - lo), 0)])
+        block = CSR(rowptr.to(b.rowptr.dtype), b.col[k].contiguous(), value, pg.hi - lo, n)
+        views.append(PartitionedGraph.with_block(pg, block))
+    return views
 
 
 def propagate(pg: PartitionedGraph, x0: Tensor, layers: int) -> Tensor:

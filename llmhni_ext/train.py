@@ -97,8 +97,7 @@ class Trainer:
         G = Graph.build(tu, ti, n_users, n_items, dev)
         self.method = _methods.get(cfg.method.name)(RunContext(cfg, dataset, signals, self.model, G, dev))
         if self.dist.active and m.backbone == "lightgcn":
-            whole = self.method.needs_whole_graph()
-            self.partition = {"world": self.dist.world, "whole_graph_kept": whole, "nnz": [], "block_nnz": []}
+            self.partition = {"world": self.dist.world, "nnz": [], "block_nnz": []}
             for g in self.method.graphs():          # each rank keeps a block of rows of each graph
                 if g.part is None:
                     g.part = PartitionedGraph(g.adj, self.dist)
@@ -106,9 +105,8 @@ class Trainer:
                     b = g.part.bounds
                     self.partition["block_nnz"].append(
                         [int(g.adj.rowptr[b[r + 1]] - g.adj.rowptr[b[r]]) for r in range(self.dist.world)])
-            if not whole:                           # and, unless views need it, nothing more
-                for g in self.method.graphs():
-                    g.adj = None
+            for g in self.method.graphs():          # and nothing more of them
+                g.adj = None
         self.partition = getattr(self, "partition", None)
         self.params = list(self.model.parameters()) + self.method.parameters()
         self.opt = torch.optim.Adam(self.params, lr=cfg.train.lr)

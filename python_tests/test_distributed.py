@@ -108,3 +108,28 @@ def _dying_worker(rank, world, port, q):
 def test_a_rank_that_dies_stops_the_others_within_the_timeout():
     (msg, secs), = _spawn(_dying_worker, 2, 1)
     assert msg != "no error" and secs < 60, (msg, secs)
+
+
+def _views_worker(rank, world, port, q):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    from llmhni_ext.contrastive import edge_drop_views
+    from llmhni_ext.distributed import PartitionedGraph, edge_drop_views as block_views, from_env
+    from llmhni_ext.graph import normalized_bipartite_adj
+    dist = from_env(torch.device("cpu"), timeout_s=60)
+    g = torch.Generator().manual_seed(1)
+    adj = normalized_bipartite_adj(torch.randint(0, 40, (500,), generator=g), torch.randint(0, 70, (500,), generator=g),
+                                   40, 70)
+    pg = PartitionedGraph(adj, dist)
+    ok = []
+    for num, off in ((2, 6), (1, 7)):
+        whole = edge_drop_views(adj, 0.7, num_views=num, seed=2**63 + 5, offset=off)
+        mine = block_views(pg, 0.7, num, 2**63 + 5, off)
+        for w, m in zip(whole, mine):
+            dense = w.to_dense()[pg.lo:pg.hi]
+            ok.append(torch.equal(dense, m.block.to_dense()))
+    q.put((rank, all(ok)))
+
+
+def test_partitioned_edge_dropped_views_are_the_rows_of_the_whole_graphs_views():
+    res = _spawn(_views_worker, 3, 3)
+    assert all(ok for _, ok in res), res

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..contrastive import edge_drop_views
+from ..distributed import edge_drop_views as partitioned_views
 from ..graph import CSR, normalized_bipartite_adj
 from ..seeding import Stream, derive_seed
 
@@ -135,11 +136,6 @@ class Method:
         """The representations evaluation ranks with (the model is in eval mode)."""
         return self.model(self.graph.propagation)
 
-    def needs_whole_graph(self) -> bool:
-        """Whether the method reads the whole adjacency (edge-dropped views are built from it);
-        otherwise a rank of a distributed run keeps only its block of rows."""
-        return False
-
     def graphs(self) -> List[Graph]:
         """Every graph the method propagates on (the trainer partitions them under torch.distributed)."""
         return [self.graph]
@@ -170,16 +166,21 @@ class Method:
         pass
 
     # -- shared helpers -------------------------------------------------------------------
-    def edge_dropped_views(self, epoch: int, *graphs: CSR) -> Tuple[CSR, ...]:
+    def edge_dropped_views(self, epoch: int, *graphs: Graph) -> Tuple[Any, ...]:
         """Edge-dropped views (each undirected edge kept with ``method.keep_prob``), fresh each
         epoch: one of each graph given, or two of the single graph given. Epoch ``e`` uses
-        counter offsets ``2e`` and ``2e + 1`` of the views stream."""
+        counter offsets ``2e`` and ``2e + 1`` of the views stream. Under torch.distributed each
+        rank builds its block of the same views."""
         if self._views["epoch"] != epoch:
             seed, p = derive_seed(self.ctx.cfg.train.seed, Stream.VIEWS), self.cfg.keep_prob
+
+            def views_of(g: Graph, num: int, offset: int):
+                if g.part is not None:
+                    return partitioned_views(g.part, p, num, seed, offset)
+                return edge_drop_views(g.adj, p, num_views=num, seed=seed, offset=offset)
             if len(graphs) == 1:
-                views = tuple(edge_drop_views(graphs[0], p, num_views=2, seed=seed, offset=2 * epoch))
+                views = tuple(views_of(graphs[0], 2, 2 * epoch))
             else:
-                views = tuple(edge_drop_views(g, p, num_views=1, seed=seed, offset=2 * epoch + k)[0]
-                              for k, g in enumerate(graphs))
+                views = tuple(views_of(g, 1, 2 * epoch + k)[0] for k, g in enumerate(graphs))
             self._views = {"epoch": epoch, "views": views}
         return self._views["views"]

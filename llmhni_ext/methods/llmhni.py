@@ -109,9 +109,6 @@ class LLMHNI(Method):
     def summary(self) -> Dict[str, Any]:
         return self.quality
 
-    def needs_whole_graph(self) -> bool:
-        return self.cfg.hallucination_robust and self.cfg.lambda_hal > 0      # the L_hal views
-
     def graphs(self):
         return [g for g in (self.G, self.Gp, self.rec_graph) if g is not None]
 
@@ -137,7 +134,7 @@ class LLMHNI(Method):
                 z_g, z_gp = z, self.model(self.Gp.propagation, generator=step.gen)
             terms["de"] = (n * me.lambda_de, losses.de_loss(z_g, z_gp, bu, bi, me.tau_de))
         if me.hallucination_robust and me.lambda_hal > 0:
-            graphs = (self.G.adj,) if self.Gp is None else (self.G.adj, self.Gp.adj)
+            graphs = (self.G,) if self.Gp is None else (self.G, self.Gp)
             view_g, view_gp = self.edge_dropped_views(step.epoch, *graphs)
             za, zb = self.model(view_g, generator=step.gen), self.model(view_gp, generator=step.gen)
             terms["hal"] = (n * me.lambda_hal, losses.hal_loss(za, zb, bu, bi, me.tau_hal))

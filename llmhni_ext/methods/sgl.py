@@ -14,12 +14,9 @@ class SGL(Method):
     description = "BPR + edge-drop contrastive views (SGL-ED)"
     reads = ("ssl_lambda", "ssl_tau", "keep_prob")
 
-    def needs_whole_graph(self) -> bool:
-        return True
-
     def aux_losses(self, step: Step, z: Tensor) -> Dict[str, Tuple[float, Tensor]]:
         """``L_ssl`` between f(d(G)) and f(d'(G)), views redrawn every epoch."""
-        a, b = self.edge_dropped_views(step.epoch, self.graph.adj)
+        a, b = self.edge_dropped_views(step.epoch, self.graph)
         za, zb = self.model(a, generator=step.gen), self.model(b, generator=step.gen)
         bu, bi = step.batch_nodes(self.ctx.n_users)
         return {"ssl": (self.cfg.ssl_lambda, losses.ssl_loss(za, zb, bu, bi, self.cfg.ssl_tau))}
