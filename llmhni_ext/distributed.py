@@ -5,11 +5,12 @@ Launch with ``torchrun --nproc-per-node N -m llmhni_ext.cli train ...`` (or ``ll
 --nproc N``, which starts the same on one machine). gloo on the CPU, NCCL on GPUs.
 
 * **Data parallel.** Each step's global batch (``train.batch_size`` pairs, the same pairs and
-  negatives as one process draws) is split into contiguous shards, one per rank; each rank's
-  loss is its shard's share of the batch mean, and the gradients are summed with one
-  ``all_reduce`` before the optimiser step, so every rank holds the same parameters. Terms
-  that couple a batch's rows (InfoNCE's in-batch negatives, T-CE's top-k, BOD's uniformity)
-  are taken over each rank's shard, as DDP does.
+  negatives as one process draws) is split into contiguous shards, one per rank, for the terms
+  that are means over rows (BPR, the L2 term): each rank's loss is its shard's share of the
+  mean. Terms that couple the batch's rows (the InfoNCE terms over the batch's nodes, T-CE's
+  top-k, BOD's uniformity) are computed over the whole batch on every rank with weight
+  1/world. The gradients are summed with one ``all_reduce`` before the optimiser step, so
+  every rank holds the same parameters, those of one process up to the order of the sums.
 * **Partitioned propagation.** Each rank keeps only a contiguous block of rows of the
   normalised adjacency (graph memory 1/N). A layer multiplies the block and assembles the
   layer's output with ``all_gather``; the backward sums the ranks' output gradients over the

@@ -186,13 +186,19 @@ class Trainer:
         self.model.train()
         z = self.method.representations(step)
         neg = self._negatives(step, z)
-        n_u, batch = self.n_users, users.numel()
+        n_u, batch, world = self.n_users, users.numel(), self.dist.world
+        # Under torch.distributed a rank takes its shard of the batch for L_rec and L_reg when they
+        # are sums over rows (its share of the batch mean), and the whole batch, weighted 1/world,
+        # for what couples the batch's rows (the auxiliary terms; T-CE's top-k, BOD's uniformity):
+        # the summed gradients are then one process's, up to the order of the sums.
         share = 1.0
-        if self.dist.active:                       # this rank's shard of the batch, and its share of the mean
-            lo, hi = self.dist.block(batch)
-            users, pos, neg = users[lo:hi], pos[lo:hi], neg[lo:hi]
-            step.users, step.pos = users, pos
-            share = (hi - lo) / max(batch, 1)
+        if self.dist.active:
+            if self.method.rec_couples_rows:
+                share = 1.0 / world
+            else:
+                lo, hi = self.dist.block(batch)
+                users, pos, neg = users[lo:hi], pos[lo:hi], neg[lo:hi]
+                share = (hi - lo) / max(batch, 1)
         b = users.numel()
         # one gather (and one scatter in the backward) for the batch's users, positives, negatives
         rows = torch.cat([users, n_u + pos, n_u + neg.flatten()])
@@ -203,17 +209,19 @@ class Trainer:
         s_neg = (zu.unsqueeze(1) * zn).sum(-1) if zn.dim() == 3 else (zu * zn).sum(-1)
         l_rec = self.method.rec_loss(s_pos, s_neg, step)
         l_reg = self.cfg.train.l2 * losses.l2_reg(self.model.ego()[rows], batch_size=b)
-        terms = self.method.aux_losses(step, z)
-        total = losses.objective(l_rec, terms) + l_reg
-        if share != 1.0:
-            total = share * total
+        terms = self.method.aux_losses(step, z)                 # over the whole batch (step.users, step.pos)
+        if not self.dist.active:
+            total = losses.objective(l_rec, terms) + l_reg
+            parts = [l_rec, l_reg, *[w * t for w, t in terms.values()]]
+        else:
+            parts = [share * l_rec, share * l_reg, *[(w / world) * t for w, t in terms.values()]]
+            total = sum(parts[1:], parts[0])
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.dist.all_reduce_grads(self.params)
         self.opt.step()
-        parts = torch.stack([l_rec.detach(), l_reg.detach(), *[w * t.detach() for w, t in terms.values()],
-                             total.detach() / share]).double() * share
-        vals = self.dist.all_reduce_(parts).tolist()      # the global batch's values on every rank
+        logged = torch.stack([p.detach() for p in parts] + [total.detach()]).double()
+        vals = self.dist.all_reduce_(logged).tolist()           # the global batch's values on every rank
         out = dict(zip(["rec", "reg", *terms.keys()], vals[:-1]))
         out["loss"] = vals[-1]
         return out

@@ -79,6 +79,7 @@ class BOD(Method):
     name = "bod"
     description = "bi-level optimised interaction weights from a generator (BOD)"
     reads = ("bod_lr", "bod_alpha_bpr", "bod_alpha_align", "bod_alpha_unif", "bod_outer_batch")
+    rec_couples_rows = True            # the uniformity term pairs the batch's rows
 
     def __init__(self, ctx: RunContext) -> None:
         super().__init__(ctx)

@@ -12,6 +12,7 @@ class TCE(Method):
     name = "tce"
     description = "truncated BCE (T-CE)"
     reads = ("tce_max_drop", "tce_warmup_epochs")
+    rec_couples_rows = True            # the kept share is chosen over the whole batch
 
     def rec_loss(self, s_pos: Tensor, s_neg: Tensor, step: Step) -> Tensor:
         """``L_TCE`` with drop rate ``min(epoch / warmup, 1) * max_drop``."""
