@@ -16,14 +16,14 @@ Launch with ``torchrun --nproc-per-node N -m llmhni_ext.cli train ...`` (or ``ll
   layer's output with ``all_gather``; the backward sums the ranks' output gradients over the
   block's rows and multiplies by the block's transpose (the adjacency is symmetric). The
   edge-dropped views (SGL, LLMHNI's L_hal) are built block by block and equal the rows of the
-  whole graph's views bit for bit. LightGCN's propagation is partitioned; NGCF keeps the graph.
+  whole graph's views bit for bit. LightGCN's and NGCF's propagations are partitioned (MF has none).
 * **Evaluation.** The ranked users are sharded; each rank ranks its shard and the top-k lists
   are gathered, so metrics equal one process's exactly.
 * **Faults.** Every collective runs under ``train.dist_timeout_s``; a rank that dies makes the
   others fail with a message naming the step instead of hanging.
 
-The embedding tables and optimiser state are replicated on every rank: with d = 64 floats per
-node that is 256 bytes per user or item (plus Adam's two moments), about 1 GB per 1.3 M nodes.
+The embedding tables, their gradients and Adam's two moments are replicated on every rank: 16
+bytes per node and dimension, at d = 64 about 1 GB per million users and items.
 """
 from __future__ import annotations
 

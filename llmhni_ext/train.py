@@ -96,7 +96,7 @@ class Trainer:
         # G, the observed (possibly noisy) training graph; the method builds whatever else it needs
         G = Graph.build(tu, ti, n_users, n_items, dev)
         self.method = _methods.get(cfg.method.name)(RunContext(cfg, dataset, signals, self.model, G, dev))
-        if self.dist.active and m.backbone == "lightgcn":
+        if self.dist.active and m.backbone in ("lightgcn", "ngcf"):
             self.partition = {"world": self.dist.world, "nnz": [], "block_nnz": []}
             for g in self.method.graphs():          # each rank keeps a block of rows of each graph
                 if g.part is None:

@@ -39,7 +39,7 @@ class NGCF(Backbone):
         x = self.embedding if ego is None else ego
         outs = [x]
         for k in range(self.layers):
-            side = graph.spmm(adj, x)
+            side = adj.layer(x) if hasattr(adj, "layer") else graph.spmm(adj, x)   # a rank's block when partitioned
             h = nn.functional.leaky_relu((side + x) @ self.w1[k] + self.b1[k]
                                          + (side * x) @ self.w2[k] + self.b2[k], 0.2)
             if self.training and self.dropout > 0:
