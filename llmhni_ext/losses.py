@@ -91,12 +91,8 @@ def llmhni_objective(l_rec: Tensor, l_de: Optional[Tensor], l_hal: Optional[Tens
     """LLMHNI's training objective.
 
     ``L = L_rec + lambda_1 * L_de + lambda_2 * L_hal``  (a missing term, as in the ablations, is 0)."""
-    total = l_rec
-    if l_de is not None:
-        total = total + lambda_de * l_de
-    if l_hal is not None:
-        total = total + lambda_hal * l_hal
-    return total
+    terms = {k: (w, t) for k, w, t in (("de", lambda_de, l_de), ("hal", lambda_hal, l_hal)) if t is not None}
+    return objective(l_rec, terms)
 
 
 def _bce_terms(pos_scores: Tensor, neg_scores: Tensor) -> Tensor:

@@ -96,6 +96,7 @@ class Trainer:
         # G, the observed (possibly noisy) training graph; the method builds whatever else it needs
         G = Graph.build(tu, ti, n_users, n_items, dev)
         self.method = _methods.get(cfg.method.name)(RunContext(cfg, dataset, signals, self.model, G, dev))
+        self.partition: Optional[Dict[str, Any]] = None   # what each rank's graph blocks hold
         if self.dist.active and m.backbone in ("lightgcn", "ngcf"):
             self.partition = {"world": self.dist.world, "nnz": [], "block_nnz": []}
             for g in self.method.graphs():          # each rank keeps a block of rows of each graph
@@ -107,7 +108,6 @@ class Trainer:
                         [int(g.adj.rowptr[b[r + 1]] - g.adj.rowptr[b[r]]) for r in range(self.dist.world)])
             for g in self.method.graphs():          # and nothing more of them
                 g.adj = None
-        self.partition = getattr(self, "partition", None)
         self.params = list(self.model.parameters()) + self.method.parameters()
         self.opt = torch.optim.Adam(self.params, lr=cfg.train.lr)
         # negatives avoid the positives of the graph L_rec trains on (an edge G' adds never

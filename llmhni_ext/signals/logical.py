@@ -37,8 +37,7 @@ def run_within_budget(judge, tasks: Sequence[UserTask], inputs: JudgeInputs, cac
                       t_start: float, cache_path: Optional[str], log) -> Tuple[List[UserTask], Dict[str, float], Dict[str, Any]]:
     """Judge ``tasks`` (most suspicious first) as the budget allows; returns the judged tasks,
     the judge's counters and what the budget decided."""
-    if cfg.cand_max_users > 0 or cfg.cand_max_users == 0 or cfg.judge in _FAST_JUDGES \
-            or str(device).startswith("cuda"):
+    if cfg.cand_max_users >= 0 or cfg.judge in _FAST_JUDGES or str(device).startswith("cuda"):
         n = len(tasks) if cfg.cand_max_users <= 0 else min(cfg.cand_max_users, len(tasks))
         chosen = list(tasks[:n])
         stats = judge.run(chosen, inputs, cache, progress=cfg.progress)
