@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, get_type_hints
 import yaml
 
 from . import methods as _methods
+from .batching import BATCHINGS
 from .typed import ConfigError, coerce
 from .checkpoint import write_text
 
@@ -141,7 +142,6 @@ class RunConfig:
 
 
 BACKBONES = ("mf", "lightgcn", "ngcf")
-BATCHINGS = ("interactions", "users")
 
 
 def _check(cond: bool, key: str, msg: str, value: Any) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import List
 
-import torch
 from torch import Tensor
 
 from .graph import CSR

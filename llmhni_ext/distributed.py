@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -201,3 +201,19 @@ def propagate(pg: PartitionedGraph, x0: Tensor, layers: int) -> Tensor:
         x = pg.layer(x)
         acc = acc + x / (layers + 1)
     return acc
+
+
+def partition_graphs(graphs, dist: Dist) -> Dict[str, Any]:
+    """Give each graph (:class:`llmhni_ext.methods.base.Graph`) its rank's row block
+    (``g.part``) and drop the full adjacency (``g.adj = None``); returns what the blocks hold
+    (the run's ``distributed`` record: world size, stored entries per graph and per block)."""
+    record: Dict[str, Any] = {"world": dist.world, "nnz": [], "block_nnz": []}
+    for g in graphs:
+        if g.part is None:
+            g.part = PartitionedGraph(g.adj, dist)
+            record["nnz"].append(g.adj.nnz)
+            b = g.part.bounds
+            record["block_nnz"].append([int(g.adj.rowptr[b[r + 1]] - g.adj.rowptr[b[r]]) for r in range(dist.world)])
+    for g in graphs:
+        g.adj = None
+    return record

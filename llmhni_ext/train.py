@@ -23,7 +23,6 @@ import copy
 import json
 import math
 import os
-import platform
 import signal
 import sys
 import time
@@ -37,12 +36,14 @@ from torch import Tensor
 
 from . import losses
 from . import methods as _methods
+from .batching import epoch_order
 from .checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
-from .distributed import Dist, PartitionedGraph
+from .distributed import Dist, partition_graphs
 from .config import RunConfig, trajectory_settings
 from .evaluate import DEFAULT_KS, full_ranking, interactions_csr, merge_csr
 from .methods.base import Graph, RunContext, Step
 from .models import Backbone, build_backbone
+from .provenance import check_splits, environment
 from .sampling import NegativeSampler
 from .seeding import Stream, derive_seed
 
@@ -82,7 +83,7 @@ class Trainer:
             raise RuntimeError(f"train.device is {cfg.train.device!r} but CUDA is not available")
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
-        _check_splits(dataset)
+        check_splits(dataset)
         self.has_valid = len(dataset.valid) > 0
         if not self.has_valid:
             warnings.warn(f"data set {dataset.name!r} has no validation interactions: early stopping is off and the "
@@ -96,18 +97,10 @@ class Trainer:
         # G, the observed (possibly noisy) training graph; the method builds whatever else it needs
         G = Graph.build(tu, ti, n_users, n_items, dev)
         self.method = _methods.get(cfg.method.name)(RunContext(cfg, dataset, signals, self.model, G, dev))
-        self.partition: Optional[Dict[str, Any]] = None   # what each rank's graph blocks hold
+        # under torch.distributed each rank keeps a block of rows of each graph, and nothing more
+        self.partition: Optional[Dict[str, Any]] = None
         if self.dist.active and m.backbone in ("lightgcn", "ngcf"):
-            self.partition = {"world": self.dist.world, "nnz": [], "block_nnz": []}
-            for g in self.method.graphs():          # each rank keeps a block of rows of each graph
-                if g.part is None:
-                    g.part = PartitionedGraph(g.adj, self.dist)
-                    self.partition["nnz"].append(g.adj.nnz)
-                    b = g.part.bounds
-                    self.partition["block_nnz"].append(
-                        [int(g.adj.rowptr[b[r + 1]] - g.adj.rowptr[b[r]]) for r in range(self.dist.world)])
-            for g in self.method.graphs():          # and nothing more of them
-                g.adj = None
+            self.partition = partition_graphs(self.method.graphs(), self.dist)
         self.params = list(self.model.parameters()) + self.method.parameters()
         self.opt = torch.optim.Adam(self.params, lr=cfg.train.lr)
         # negatives avoid the positives of the graph L_rec trains on (an edge G' adds never
@@ -144,26 +137,13 @@ class Trainer:
         return max(1, math.ceil(self.method.graph.users.numel() / self.cfg.train.batch_size))
 
     def _batch(self, epoch: int, step: int) -> Tuple[Tensor, Tensor]:
-        """The step's (users, positives) of the method's graph.
-
-        ``train.batching``: ``interactions`` walks a permutation of the edges (each once per
-        epoch); ``users`` draws users uniformly with replacement, then one positive of each
-        uniformly (LightGCN's reference code; every user weighs the same)."""
+        """The step's (users, positives) of the method's graph, in ``train.batching`` order
+        (:mod:`llmhni_ext.batching`)."""
         g_users, g_items = self.method.graph.users, self.method.graph.items
         bs = self.cfg.train.batch_size
         if self._order[0] != epoch:
             gen = torch.Generator().manual_seed(derive_seed(self.cfg.train.seed, Stream.BATCH_ORDER, epoch))
-            n = g_users.numel()
-            if self.cfg.train.batching == "users":
-                by_user = torch.argsort(g_users.cpu(), stable=True)
-                deg = torch.bincount(g_users.cpu(), minlength=self.n_users)
-                start = torch.cumsum(deg, 0) - deg
-                active = torch.nonzero(deg > 0).flatten()   # users without positives are never drawn
-                users = active[torch.randint(0, active.numel(), (n,), generator=gen)]
-                within = (torch.rand(n, generator=gen, dtype=torch.float64) * deg[users]).long()
-                order = by_user[start[users] + torch.minimum(within, deg[users] - 1)]
-            else:
-                order = torch.randperm(n, generator=gen)
+            order = epoch_order(g_users, self.n_users, self.cfg.train.batching, gen)
             self._order = (epoch, order.to(self.device))
         idx = self._order[1][step * bs: (step + 1) * bs]
         return g_users[idx], g_items[idx]
@@ -419,32 +399,3 @@ class Trainer:
                 save_checkpoint({"config": self.cfg.to_dict(), "model": self.best_state,
                                  "best": self.best}, self._path("best.pt"))
         return res
-
-
-def environment(device: torch.device) -> Dict[str, Any]:
-    """Versions, backend and device facts recorded with every run."""
-    from . import __version__, backend_info
-    try:
-        backend = backend_info()
-    except Exception as e:  # noqa: BLE001
-        backend = {"error": f"{type(e).__name__}: {e}"}
-    dev = str(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        dev = f"{device} ({torch.cuda.get_device_name(device)})"
-    else:
-        dev = f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "\
-              f"{torch.get_num_threads()} threads)"
-    return {"llmhni": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "device": dev, "backend": backend}
-
-
-def _check_splits(ds) -> None:
-    """Refuse data a run cannot learn from or report on."""
-    if len(ds.train) == 0:
-        raise ValueError(f"data set {ds.name!r} has no training interactions")
-    if len(ds.test) == 0:
-        cleanup = (getattr(ds, "meta", None) or {}).get("cleanup", {})
-        lost = {k: v for k, v in cleanup.items() if k.startswith("test") and v}
-        raise ValueError(f"data set {ds.name!r} has no test interactions"
-                         + (f" (clean-up removed them: {lost})" if lost else "") + "; test metrics would all be 0")

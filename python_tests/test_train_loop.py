@@ -254,3 +254,24 @@ def test_resume_a_finished_run_with_more_epochs_equals_the_longer_run(tmp_path):
     assert tr.resume() and tr.epoch == 2
     res = tr.fit()
     assert res["epochs_run"] == 4 and res["test"] == full["test"] and res["valid"] == full["valid"]
+
+
+def test_epoch_order_modes():
+    """batching.epoch_order: a permutation for 'interactions'; for 'users', indices of edges
+    whose users were drawn uniformly (a user without positives is never drawn); an unknown
+    mode is refused by name; an empty graph gives an empty order."""
+    from llmhni_ext.batching import epoch_order
+    users = torch.tensor([0, 0, 0, 0, 0, 0, 2, 3, 3])          # user 1 has no positives
+    g = lambda: torch.Generator().manual_seed(7)              # noqa: E731
+    perm = epoch_order(users, 4, "interactions", g())
+    assert sorted(perm.tolist()) == list(range(9))
+    order = epoch_order(users, 4, "users", g())
+    assert order.numel() == 9 and torch.equal(order, epoch_order(users, 4, "users", g()))
+    assert 1 not in users[order].tolist()
+    draws = torch.cat([epoch_order(users, 4, "users", torch.Generator().manual_seed(s)) for s in range(300)])
+    share = torch.bincount(users[draws], minlength=4).float() / draws.numel()
+    assert abs(share[0] - 1 / 3) < 0.03 and abs(share[2] - 1 / 3) < 0.03     # not 6/9 for the heavy user
+    with pytest.raises(ValueError, match="batching must be one of interactions, users"):
+        epoch_order(users, 4, "pairs", g())
+    assert epoch_order(torch.zeros(0, dtype=torch.long), 4, "interactions", g()).numel() == 0
+    assert epoch_order(torch.zeros(0, dtype=torch.long), 4, "users", g()).numel() == 0

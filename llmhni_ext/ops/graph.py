@@ -15,7 +15,7 @@ symmetric CSR passes itself), or computed in the backward when absent.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor

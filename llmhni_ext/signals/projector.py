@@ -17,7 +17,7 @@ in the texts. :func:`recall_at_k` measures how well a similarity ranks validatio
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import torch
