@@ -6,6 +6,10 @@ measured accuracy (from `llmhni identify`) marked.
     PYTHONPATH=. python bench/judge_sweep.py ml100k [--seeds 0,1,2] [--accuracies 0.5,0.6,0.7,0.8,0.9,1.0]
         [--bundled runs/identify-ml-100k-noise0.2/identify.json] [--out runs/judge-sweep]
     PYTHONPATH=. python bench/judge_sweep.py synthetic ...
+    PYTHONPATH=. python bench/judge_sweep.py ml100k --coverages 0.35,0.5,0.6,0.7,0.8,1.0 [--coverage-accuracy 0.8]
+
+With ``--coverages``, the sweep is over ``signals.cand_pos_frac`` (the share of each user's
+positives that is judged) at one oracle accuracy instead: coverage.md / coverage.json.
 
 Every run is an `llmhni compare` run (finished runs are reused); extra `--set key=value`
 arguments go to every run. Writes sweep.json, sweep.md and gain_vs_accuracy.png.
@@ -53,11 +57,15 @@ def main(argv=None) -> int:
     ap.add_argument("--bundled", help="identify.json of the bundled judge (its accuracy is marked)")
     ap.add_argument("--out", default="runs/judge-sweep")
     ap.add_argument("--threads", default="1")
+    ap.add_argument("--coverages", help="comma-separated signals.cand_pos_frac values: sweep coverage instead")
+    ap.add_argument("--coverage-accuracy", type=float, default=0.8, help="the oracle's accuracy in the coverage sweep")
     a, extra = ap.parse_known_args(argv)
     extra = ["--threads", a.threads, *extra]
     root = os.path.join(a.out, a.suite)
     base = _runs(os.path.join(root, "base"), "dns,llmhni-wo-denoise", a.seeds, a.suite, extra)
     r20 = lambda rs, m: _mean_std([r["test"]["recall@20"] for r in rs if r["method"] == m])  # noqa: E731
+    if a.coverages:
+        return coverage_sweep(a, root, extra, r20(base, "llmhni-wo-denoise"), base)
     doc = {"suite": a.suite, "seeds": a.seeds, "dns": r20(base, "dns"), "wo_denoise": r20(base, "llmhni-wo-denoise"),
            "oracle": {}}
     for acc in [float(x) for x in a.accuracies.split(",")]:
@@ -103,6 +111,36 @@ def main(argv=None) -> int:
     fig.tight_layout()
     fig.savefig(os.path.join(root, "gain_vs_accuracy.png"), dpi=110)
     print(f"written: {os.path.join(root, 'sweep.md')}, {os.path.join(root, 'gain_vs_accuracy.png')}")
+    return 0
+
+
+def coverage_sweep(a, root: str, extra, wo, base) -> int:
+    """LLMHNI with the oracle at one accuracy, for each judged share of the positives; the gain
+    over llmhni-wo-denoise as mean ± std (root-sum-square of the two stds) and paired by seed."""
+    acc = a.coverage_accuracy
+    by_seed = {r["seed"]: r["test"]["recall@20"] for r in base if r["method"] == "llmhni-wo-denoise"}
+    lines = [f"Coverage sweep on {a.suite} (oracle accuracy {acc:g}, analysis only; seeds {a.seeds}; test Recall@20)",
+             "", "| cand_pos_frac | llmhni | gain over llmhni-wo-denoise | gain / std | paired gain |",
+             "|---|---|---|---|---|"]
+    doc = {"suite": a.suite, "seeds": a.seeds, "accuracy": acc, "wo_denoise": wo, "coverage": {}}
+    for frac in [float(x) for x in a.coverages.split(",")]:
+        rs = _runs(os.path.join(root, f"acc{acc:g}-cov{frac:g}"), "llmhni", a.seeds, a.suite,
+                   [*extra, "--set", "signals.judge=oracle", "--set", f"signals.oracle_accuracy={acc}",
+                    "--set", f"signals.cand_pos_frac={frac}"])
+        m, s, n = _mean_std([r["test"]["recall@20"] for r in rs])
+        diffs = [r["test"]["recall@20"] - by_seed[r["seed"]] for r in rs if r["seed"] in by_seed]
+        pm, ps, _ = _mean_std(diffs)
+        sd = math.sqrt(s ** 2 + wo[1] ** 2)
+        doc["coverage"][f"{frac:g}"] = {"llmhni": [m, s, n], "paired_gain": [pm, ps, len(diffs)]}
+        lines.append(f"| {frac:g} | {m:.4f} ± {s:.4f} | {m - wo[0]:+.4f} | {(m - wo[0]) / sd if sd else float('nan'):+.1f} "
+                     f"| {pm:+.4f} ± {ps:.4f} |")
+    lines += ["", f"llmhni-wo-denoise {wo[0]:.4f} ± {wo[1]:.4f}"]
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "coverage.json"), "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+    with open(os.path.join(root, "coverage.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 
