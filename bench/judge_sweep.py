@@ -68,27 +68,26 @@ def main(argv=None) -> int:
         return coverage_sweep(a, root, extra, r20(base, "llmhni-wo-denoise"), base)
     doc = {"suite": a.suite, "seeds": a.seeds, "dns": r20(base, "dns"), "wo_denoise": r20(base, "llmhni-wo-denoise"),
            "oracle": {}}
+    paired = {}
     for acc in [float(x) for x in a.accuracies.split(",")]:
         rs = _runs(os.path.join(root, f"acc{acc:g}"), "llmhni", a.seeds, a.suite,
                    [*extra, "--set", "signals.judge=oracle", "--set", f"signals.oracle_accuracy={acc}"])
         doc["oracle"][f"{acc:g}"] = r20(rs, "llmhni")
+        paired[f"{acc:g}"] = _paired(rs, base)
+    doc["paired_gain"] = paired
     name, bacc = bundled_accuracy(a.bundled) if a.bundled else (None, None)
     doc["bundled"] = {"judge": name, "accuracy": bacc}
     lines = [f"Judge-quality sweep on {a.suite} (seeds {a.seeds}; test Recall@20, mean ± std; oracle = analysis only)",
-             "", "| judge accuracy | llmhni | gain over llmhni-wo-denoise | gain / std |", "|---|---|---|---|"]
+             "", "| judge accuracy | llmhni | gain over llmhni-wo-denoise | gain / std | paired gain |",
+             "|---|---|---|---|---|"]
     wo = doc["wo_denoise"]
     for acc, (m, s, n) in doc["oracle"].items():
-        sd = math.sqrt(s ** 2 + wo[1] ** 2)
-        lines.append(f"| {acc} | {m:.4f} ± {s:.4f} | {m - wo[0]:+.4f} | {(m - wo[0]) / sd if sd else float('nan'):+.1f} |")
+        pm, ps, _ = paired[acc]
+        lines.append(f"| {acc} | {m:.4f} ± {s:.4f} | {_gain(m, s, wo)} | {pm:+.4f} ± {ps:.4f} |")
     lines += ["", f"llmhni-wo-denoise {wo[0]:.4f} ± {wo[1]:.4f}; dns {doc['dns'][0]:.4f} ± {doc['dns'][1]:.4f}"]
     if bacc is not None:
         lines.append(f"bundled judge {name}: accuracy {bacc:.3f} on the labelled candidate positives")
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, "sweep.json"), "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
-    with open(os.path.join(root, "sweep.md"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    _write(root, "sweep", doc, lines)
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -118,7 +117,6 @@ def coverage_sweep(a, root: str, extra, wo, base) -> int:
     """LLMHNI with the oracle at one accuracy, for each judged share of the positives; the gain
     over llmhni-wo-denoise as mean ± std (root-sum-square of the two stds) and paired by seed."""
     acc = a.coverage_accuracy
-    by_seed = {r["seed"]: r["test"]["recall@20"] for r in base if r["method"] == "llmhni-wo-denoise"}
     lines = [f"Coverage sweep on {a.suite} (oracle accuracy {acc:g}, analysis only; seeds {a.seeds}; test Recall@20)",
              "", "| cand_pos_frac | llmhni | gain over llmhni-wo-denoise | gain / std | paired gain |",
              "|---|---|---|---|---|"]
@@ -128,20 +126,34 @@ def coverage_sweep(a, root: str, extra, wo, base) -> int:
                    [*extra, "--set", "signals.judge=oracle", "--set", f"signals.oracle_accuracy={acc}",
                     "--set", f"signals.cand_pos_frac={frac}"])
         m, s, n = _mean_std([r["test"]["recall@20"] for r in rs])
-        diffs = [r["test"]["recall@20"] - by_seed[r["seed"]] for r in rs if r["seed"] in by_seed]
-        pm, ps, _ = _mean_std(diffs)
-        sd = math.sqrt(s ** 2 + wo[1] ** 2)
-        doc["coverage"][f"{frac:g}"] = {"llmhni": [m, s, n], "paired_gain": [pm, ps, len(diffs)]}
-        lines.append(f"| {frac:g} | {m:.4f} ± {s:.4f} | {m - wo[0]:+.4f} | {(m - wo[0]) / sd if sd else float('nan'):+.1f} "
-                     f"| {pm:+.4f} ± {ps:.4f} |")
+        pm, ps, k = _paired(rs, base)
+        doc["coverage"][f"{frac:g}"] = {"llmhni": [m, s, n], "paired_gain": [pm, ps, k]}
+        lines.append(f"| {frac:g} | {m:.4f} ± {s:.4f} | {_gain(m, s, wo)} | {pm:+.4f} ± {ps:.4f} |")
     lines += ["", f"llmhni-wo-denoise {wo[0]:.4f} ± {wo[1]:.4f}"]
+    _write(root, "coverage", doc, lines)
+    return 0
+
+
+def _paired(rs, base):
+    """(mean, std, count) of the per-seed differences llmhni - llmhni-wo-denoise."""
+    by_seed = {r["seed"]: r["test"]["recall@20"] for r in base if r["method"] == "llmhni-wo-denoise"}
+    return _mean_std([r["test"]["recall@20"] - by_seed[r["seed"]] for r in rs if r["seed"] in by_seed])
+
+
+def _gain(m: float, s: float, wo) -> str:
+    """``| gain | gain / std |`` cells: the gain over llmhni-wo-denoise and its ratio to the
+    root-sum-square of the two standard deviations."""
+    sd = math.sqrt(s ** 2 + wo[1] ** 2)
+    return f"{m - wo[0]:+.4f} | {(m - wo[0]) / sd if sd else float('nan'):+.1f}"
+
+
+def _write(root: str, stem: str, doc, lines) -> None:
     os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, "coverage.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(root, f"{stem}.json"), "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1)
-    with open(os.path.join(root, "coverage.md"), "w", encoding="utf-8") as f:
+    with open(os.path.join(root, f"{stem}.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":

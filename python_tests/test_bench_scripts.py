@@ -59,3 +59,20 @@ def test_coverage_sweep_pairs_by_seed(tmp_path, monkeypatch):
     assert doc["coverage"]["0.5"]["paired_gain"][:2] == pytest.approx([0.015, 0.0], abs=1e-12)
     assert doc["coverage"]["1"]["paired_gain"][0] == pytest.approx(0.02)
     assert any("signals.oracle_accuracy=0.8" in e and "signals.cand_pos_frac=1.0" in e for _, e in calls)
+
+
+def test_accuracy_sweep_reports_paired_gains(tmp_path, monkeypatch):
+    js = _load("judge_sweep")
+
+    def fake_runs(out, methods, seeds, suite, extra):
+        if methods.startswith("dns"):
+            return [{"method": m, "seed": s, "test": {"recall@20": 0.27 + 0.01 * s}}
+                    for s in (0, 1, 2) for m in ("dns", "llmhni-wo-denoise")]
+        acc = float(next(e for e in extra if e.startswith("signals.oracle_accuracy=")).split("=")[1])
+        return [{"method": "llmhni", "seed": s, "test": {"recall@20": 0.27 + 0.01 * s + acc / 100 + s / 1000}}
+                for s in (0, 1, 2)]
+    monkeypatch.setattr(js, "_runs", fake_runs)
+    assert js.main(["synthetic", "--accuracies", "0.5,1", "--out", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "synthetic" / "sweep.json").read_text())
+    assert doc["paired_gain"]["1"][:2] == pytest.approx([0.011, 0.001], abs=1e-9)
+    assert "| 0.5 | " in (tmp_path / "synthetic" / "sweep.md").read_text()
