@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python bench/paper_table.py run    [--seeds 0,1,2] [--backbone lightgcn] [--methods ...]
     PYTHONPATH=. python bench/paper_table.py report [--seeds 0,1,2] [--out runs/paper-table]
+    PYTHONPATH=. python bench/paper_table.py fill-k5 [--out runs/paper-table]
 
 ``run`` is `llmhni compare --dataset amazon-book --config amazon-book --noise 0 --threads 1`
 over the table's methods into ``<out>/<backbone>/`` (finished runs are reused, interrupted
@@ -10,7 +11,9 @@ ones resume: run two of them side by side with disjoint ``--methods`` to use two
 the best validation epoch, mean ± std over the seeds present (their number is shown), the
 paper's Recall@20 / NDCG@10 where it reports them and how far below or above it llmhni is,
 and the compute time of every run (training + evaluation seconds from its metrics.jsonl,
-as measured, whatever else shared the machine).
+as measured, whatever else shared the machine). ``fill-k5`` adds Recall/NDCG@5 to finished runs
+made before llmhni reported them: it re-evaluates each run's ``best.pt`` on test, checks that the
+@10 and @20 values it already has come out the same, and only then rewrites its results.json.
 
 The text encoder here is the bundled all-MiniLM-L6-v2 (the paper used OpenAI's
 text-embedding-ada-002, which is not available offline), and LLMHNI's judge is the bundled
@@ -43,7 +46,7 @@ PAPER: Dict[str, Tuple[Optional[float], Optional[float]]] = {
 LIGHTGCN = ("bpr,dns,wbpr,tce,bod,sgl,simgcl,xsimgcl,rlmrec-con,rlmrec-gen,"
             "llmhni,llmhni-wo-sem,llmhni-wo-align,llmhni-wo-denoise,llmhni-wo-hal")
 NGCF = "bpr,dns,xsimgcl,llmhni"        # LightGCN, LLMHNI and the two strongest baselines (seed 0)
-METRICS = ("recall@20", "ndcg@10", "recall@10", "ndcg@20")
+METRICS = ("recall@20", "ndcg@10", "recall@10", "ndcg@20", "recall@5", "ndcg@5")
 
 
 def _run_seconds(run_dir: str) -> float:
@@ -71,22 +74,46 @@ def finished(root: str, seeds: List[int]) -> Dict[str, List[Dict[str, Any]]]:
     return out
 
 
+def fill_k5(out: str) -> int:
+    """Recall/NDCG@5 for finished runs that lack them (see the module docstring)."""
+    from llmhni_ext.checkpoint import write_json
+    from llmhni_ext.pipeline import evaluate_checkpoint
+    changed = 0
+    for path in sorted(glob.glob(os.path.join(out, "*", "*-noise0-seed*", "results.json"))):
+        with open(path, encoding="utf-8") as f:
+            r = json.load(f)
+        best = os.path.join(os.path.dirname(path), "best.pt")
+        if not r.get("test") or "recall@5" in r["test"] or not os.path.isfile(best):
+            continue
+        test = evaluate_checkpoint(best, ("test",))["test"]
+        for k, v in r["test"].items():
+            if k != "users" and abs(test[k] - v) > 1e-6:
+                raise SystemExit(f"{path}: re-evaluated {k} {test[k]:.6f} differs from the recorded {v:.6f}; "
+                                 f"not rewritten")
+        r["test"] = {**r["test"], **{k: v for k, v in test.items() if k.endswith("@5")}}
+        write_json(r, path)
+        changed += 1
+        print(f"[paper_table] {os.path.dirname(path)}: recall@5 {test['recall@5']:.4f}", flush=True)
+    print(f"[paper_table] {changed} runs given @5 metrics")
+    return 0
+
+
 def table(root: str, backbone: str, methods: List[str], seeds: List[int]) -> Tuple[List[str], float, int]:
     runs = finished(root, seeds)
-    lines = ["| method | seeds | test Recall@20 | NDCG@10 | Recall@10 | NDCG@20 | best epoch | s/epoch | "
-             "paper R@20 / N@10 | vs paper |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | seeds | test Recall@20 | NDCG@10 | Recall@10 | NDCG@20 | Recall@5 | NDCG@5 | best epoch | "
+             "s/epoch | paper R@20 / N@10 | vs paper |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     seconds, count = 0.0, 0
     for m in methods:
         rs = runs.get(m, [])
         seconds += sum(r["_seconds"] for r in rs)
         count += len(rs)
         if not rs:
-            lines.append(f"| {m} | 0 | not run yet | | | | | | | |")
+            lines.append(f"| {m} | 0 | not run yet | | | | | | | | | |")
             continue
         cells = []
         for k in METRICS:
-            mean, sd, n = _mean_std([r["test"][k] for r in rs])
-            cells.append(f"{mean:.4f}" + (f" ± {sd:.4f}" if n > 1 else ""))
+            mean, sd, n = _mean_std([r["test"][k] for r in rs if k in r["test"]])
+            cells.append("–" if n == 0 else f"{mean:.4f}" + (f" ± {sd:.4f}" if n > 1 else ""))
         ep = _mean_std([r["best_epoch"] for r in rs])[0]
         es = _mean_std([r["mean_epoch_seconds"] for r in rs])[0]
         p = PAPER.get(m) if backbone == "lightgcn" else None
@@ -97,19 +124,21 @@ def table(root: str, backbone: str, methods: List[str], seeds: List[int]) -> Tup
         seeds_txt = ",".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"]))
         lines.append(f"| {m} | {seeds_txt} | " + " | ".join(cells) + f" | {ep:.0f} | {es:.2f} | {paper} | {vs} |")
     if backbone == "lightgcn":
-        lines.append(f"| llard (not included: README) | | | | | | | | {LLARD[0]:.4f} / {LLARD[1]:.4f} | |")
+        lines.append(f"| llard (not included: README) | | | | | | | | | | {LLARD[0]:.4f} / {LLARD[1]:.4f} | |")
     return lines, seconds, count
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("action", choices=("run", "report"))
+    ap.add_argument("action", choices=("run", "report", "fill-k5"))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--backbone", default="lightgcn", choices=("lightgcn", "ngcf"))
     ap.add_argument("--methods", help="comma-separated (default: the table's rows for the backbone)")
     ap.add_argument("--out", default="runs/paper-table")
     a, extra = ap.parse_known_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
+    if a.action == "fill-k5":
+        return fill_k5(a.out)
     if a.action == "run":
         methods = a.methods or (LIGHTGCN if a.backbone == "lightgcn" else NGCF)
         return cli.main(["compare", "--dataset", "amazon-book", "--config", "amazon-book", "--noise", "0",

@@ -236,24 +236,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint
-    from .pipeline import load_run_dataset, needs_signals, signals_for
-    from .train import Trainer
-    st = load_checkpoint(args.checkpoint)
-    if "config" not in st or "model" not in st:
-        raise ValueError(f"{args.checkpoint} is not an llmhni checkpoint (no config/model inside)")
-    cfg = C.from_dict(st["config"])
-    if args.data_root:
-        cfg.data.data_root = args.data_root
-    if args.device:
-        cfg.train.device = args.device
-    cfg.train.progress = False
-    ds = load_run_dataset(cfg)
-    cache = args.cache_dir or _default_cache()
-    signals = signals_for(cfg, ds, cache, progress=False) if needs_signals(cfg) else None
-    tr = Trainer(cfg, ds, signals=signals)
-    tr.model.load_state_dict(st["model"])
-    out = {s: tr.evaluate(s) for s in args.split}
+    from .pipeline import evaluate_checkpoint
+    out = evaluate_checkpoint(args.checkpoint, args.split, data_root=args.data_root, device=args.device,
+                              cache_dir=args.cache_dir or _default_cache())
     print(json.dumps(out, indent=2))
     return 0
 

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .graph import CSR, csr_from_coo
 
-DEFAULT_KS = (10, 20)
+DEFAULT_KS = (5, 10, 20)     #: the paper reports Recall and NDCG at 5, 10 and 20
 
 
 def _rows(csr: CSR, lo: int, hi: int):

@@ -12,7 +12,7 @@ from torch import Tensor
 from . import _log
 from . import methods as _methods
 from .checkpoint import clean_stale_tmp, load_checkpoint, save_checkpoint
-from .config import RunConfig, dump_yaml
+from .config import RunConfig, dump_yaml, from_dict
 from .data import load_dataset
 from .train import Trainer
 
@@ -131,3 +131,23 @@ def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: Union[bo
         log(msg)
         sys.stdout.flush()
     return tr.fit(on_epoch=on_epoch, handle_sigint=handle_sigint)
+
+
+def evaluate_checkpoint(path: str, splits=("valid", "test"), data_root: Optional[str] = None,
+                        device: Optional[str] = None, cache_dir: Optional[str] = None) -> Dict[str, Dict[str, float]]:
+    """The metrics of a saved model (``best.pt`` or ``checkpoint.pt``) on each split, with
+    the data, graphs and signals its configuration names (``llmhni evaluate``)."""
+    st = load_checkpoint(path)
+    if "config" not in st or "model" not in st:
+        raise ValueError(f"{path} is not an llmhni checkpoint (no config/model inside)")
+    cfg = from_dict(st["config"])
+    if data_root:
+        cfg.data.data_root = data_root
+    if device:
+        cfg.train.device = device
+    cfg.train.progress = False
+    ds = load_run_dataset(cfg)
+    signals = signals_for(cfg, ds, cache_dir, progress=False) if needs_signals(cfg) else None
+    tr = Trainer(cfg, ds, signals=signals)
+    tr.model.load_state_dict(st["model"])
+    return {s: tr.evaluate(s) for s in splits}

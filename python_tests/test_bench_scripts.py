@@ -76,3 +76,25 @@ def test_accuracy_sweep_reports_paired_gains(tmp_path, monkeypatch):
     doc = json.loads((tmp_path / "synthetic" / "sweep.json").read_text())
     assert doc["paired_gain"]["1"][:2] == pytest.approx([0.011, 0.001], abs=1e-9)
     assert "| 0.5 | " in (tmp_path / "synthetic" / "sweep.md").read_text()
+
+
+def test_fill_k5_adds_the_missing_cutoff_after_checking_the_others(tmp_path):
+    """A run finished before @5 was reported gets it from its best.pt; a results file whose
+    recorded metrics the checkpoint does not reproduce is left alone."""
+    from llmhni_ext import cli
+    pt = _load("paper_table")
+    run = tmp_path / "lightgcn" / "bpr-noise0-seed0"
+    assert cli.main(["train", "--dataset", "synthetic", "--dim", "16", "--layers", "2", "--batch-size", "256",
+                     "--no-progress", "--method", "bpr", "--epochs", "2", "--out", str(run)]) == 0
+    path = run / "results.json"
+    full = json.loads(path.read_text())
+    old = dict(full, test={k: v for k, v in full["test"].items() if not k.endswith("@5")})
+    path.write_text(json.dumps(old))
+    assert pt.main(["fill-k5", "--out", str(tmp_path)]) == 0
+    filled = json.loads(path.read_text())["test"]
+    assert filled["recall@5"] == pytest.approx(full["test"]["recall@5"]) and filled["ndcg@20"] == old["test"]["ndcg@20"]
+    old["test"]["recall@20"] += 0.1
+    path.write_text(json.dumps(old))
+    with pytest.raises(SystemExit, match="differs from the recorded"):
+        pt.main(["fill-k5", "--out", str(tmp_path)])
+    assert json.loads(path.read_text()) == old
