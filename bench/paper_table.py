@@ -25,6 +25,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -62,10 +63,17 @@ def _run_seconds(run_dir: str) -> float:
     return total
 
 
+def _results(root: str) -> List[str]:
+    """The results.json of every run folder ``<method>-noise0-seed<k>`` (not the ``.stale-N``
+    folders compare moves aside)."""
+    return [p for p in sorted(glob.glob(os.path.join(root, "*-noise0-seed*", "results.json")))
+            if re.fullmatch(r".+-noise0-seed\d+", os.path.basename(os.path.dirname(p)))]
+
+
 def finished(root: str, seeds: List[int]) -> Dict[str, List[Dict[str, Any]]]:
     """Per method, the results documents of the finished runs among ``seeds``."""
     out: Dict[str, List[Dict[str, Any]]] = {}
-    for path in sorted(glob.glob(os.path.join(root, "*-noise0-seed*", "results.json"))):
+    for path in _results(root):
         with open(path, encoding="utf-8") as f:
             r = json.load(f)
         if r.get("seed") in seeds and r.get("test"):
@@ -79,7 +87,7 @@ def fill_k5(out: str) -> int:
     from llmhni_ext.checkpoint import write_json
     from llmhni_ext.pipeline import evaluate_checkpoint
     changed = 0
-    for path in sorted(glob.glob(os.path.join(out, "*", "*-noise0-seed*", "results.json"))):
+    for path in [p for root in sorted(glob.glob(os.path.join(out, "*"))) for p in _results(root)]:
         with open(path, encoding="utf-8") as f:
             r = json.load(f)
         best = os.path.join(os.path.dirname(path), "best.pt")

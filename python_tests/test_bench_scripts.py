@@ -33,6 +33,8 @@ def test_paper_table_report(tmp_path, capsys):
     _fake_run(str(root), "llmhni", 1, 0.18)
     _fake_run(str(root), "bpr", 0, 0.15)
     _fake_run(str(root), "bpr", 7, 0.99)                 # a seed not asked for is left out
+    _fake_run(str(root), "bpr", 1, 0.99)
+    os.replace(root / "bpr-noise0-seed1", root / "bpr-noise0-seed1.stale-1")     # and a run moved aside
     assert pt.main(["report", "--seeds", "0,1", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "table.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| llmhni |"))
