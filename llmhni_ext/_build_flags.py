@@ -1,6 +1,10 @@
 """Compiler flags shared by setup.py and the JIT fallback (CMake mirrors them)."""
 from __future__ import annotations
 
+import glob
+import os
+import site
+import sys
 from typing import Dict, List
 
 DEFAULT_CUDA_ARCHS = "8.0;9.0+PTX"
@@ -30,7 +34,6 @@ def flags(version: str, with_cuda: bool, debug: bool = False) -> Dict[str, List[
 
 def default_cuda_home() -> None:
     """Prefers /usr/local/cuda over a bare `nvcc` wrapper on PATH (which makes torch guess /usr/local)."""
-    import os
     if not os.environ.get("CUDA_HOME") and not os.environ.get("CUDA_PATH") \
             and os.path.isfile("/usr/local/cuda/bin/nvcc"):
         os.environ["CUDA_HOME"] = "/usr/local/cuda"
@@ -39,11 +42,6 @@ def default_cuda_home() -> None:
 def cuda_include_dirs() -> List[str]:
     """Header folders of the nvidia-* wheels (cusparse.h, cublas_v2.h, ...) that ATen's CUDA
     headers include, for toolkits that ship without them. Empty when none are needed."""
-    import glob
-    import os
-    import site
-    import sys
-
     from torch.utils.cpp_extension import CUDA_HOME
     needed = ("cusparse.h", "cublas_v2.h")
     if CUDA_HOME and all(os.path.isfile(os.path.join(CUDA_HOME, "include", h)) for h in needed):

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import secrets
+import time
 from typing import Any, Callable, Dict
 
 import torch
@@ -50,7 +51,6 @@ def clean_stale_tmp(folder: str, max_age_s: float = 3600.0) -> int:
     """Remove temporary files that an interrupted atomic write left in ``folder`` (not
     recursive): those whose writer process is gone, and unlabelled ones older than
     ``max_age_s``. Returns how many were removed."""
-    import time
     removed = 0
     try:
         names = os.listdir(folder)
