@@ -116,7 +116,7 @@ def table(root: str, backbone: str, methods: List[str], seeds: List[int]) -> Tup
         seconds += sum(r["_seconds"] for r in rs)
         count += len(rs)
         if not rs:
-            lines.append(f"| {m} | 0 | not run yet | | | | | | | | | |")
+            lines.append(f"| {m} | – | not run yet | | | | | | | | | |")
             continue
         cells = []
         for k in METRICS:

@@ -40,7 +40,7 @@ def test_paper_table_report(tmp_path, capsys):
     row = next(line for line in text.splitlines() if line.startswith("| llmhni |"))
     assert "| 0,1 | 0.1700 ± 0.0141 |" in row and "0.2040 / 0.1168" in row and "-17%" in row
     assert "| bpr | 0 | 0.1500 |" in text and "0.99" not in text
-    assert "| bod | 0 | not run yet |" in text and "llard (not included" in text
+    assert "| bod | – | not run yet |" in text and "llard (not included" in text
     assert "3 finished runs, 0.00 h" in text and "MiniLM" in text        # 3 x 4.5 s
 
 
