@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 from torch import Tensor
 
 from . import _log
+from ._common import cache_root
 from . import methods as _methods
 from .checkpoint import clean_stale_tmp, load_checkpoint, save_checkpoint
 from .config import RunConfig, dump_yaml, from_dict
@@ -136,7 +137,8 @@ def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: Union[bo
 def evaluate_checkpoint(path: str, splits=("valid", "test"), data_root: Optional[str] = None,
                         device: Optional[str] = None, cache_dir: Optional[str] = None) -> Dict[str, Dict[str, float]]:
     """The metrics of a saved model (``best.pt`` or ``checkpoint.pt``) on each split, with
-    the data, graphs and signals its configuration names (``llmhni evaluate``)."""
+    the data, graphs and signals its configuration names (``llmhni evaluate``); the signals
+    come from ``cache_dir`` (default: the cache root), as the run that saved the model left them."""
     st = load_checkpoint(path)
     if "config" not in st or "model" not in st:
         raise ValueError(f"{path} is not an llmhni checkpoint (no config/model inside)")
@@ -147,7 +149,8 @@ def evaluate_checkpoint(path: str, splits=("valid", "test"), data_root: Optional
         cfg.train.device = device
     cfg.train.progress = False
     ds = load_run_dataset(cfg)
-    signals = signals_for(cfg, ds, cache_dir, progress=False) if needs_signals(cfg) else None
+    cache = cache_dir or cache_root()
+    signals = signals_for(cfg, ds, cache, progress=False) if needs_signals(cfg) else None
     tr = Trainer(cfg, ds, signals=signals)
     tr.model.load_state_dict(st["model"])
     return {s: tr.evaluate(s) for s in splits}
