@@ -91,6 +91,8 @@ def run_grid(base, methods: Sequence[str], noises: Sequence[float], seeds: Seque
     from .pipeline import load_run_dataset, run_training, signals_for
     results: List[Dict[str, Any]] = []
     curves: Dict[str, str] = {}
+    for m in methods:        # every run's settings are checked before the first one trains
+        C.apply_overrides(base, {"method.name": m})
     for noise in noises:
         dcfg = C.apply_overrides(base, {"data.noise": noise})
         ds = load_run_dataset(dcfg)

@@ -171,8 +171,11 @@ def _validate(cfg: RunConfig) -> None:
     _check(t.device == "cpu" or t.device == "cuda" or t.device.startswith("cuda:"), "train.device",
            "must be cpu, cuda or cuda:N", t.device)
     _check(me.name in _methods.REGISTRY, "method.name", f"must be one of {', '.join(_methods.REGISTRY)}", me.name)
-    for k, v in _methods.get(me.name).implies.items():   # the ablation switches its name fixes
+    method = _methods.get(me.name)
+    for k, v in method.implies.items():   # the ablation switches its name fixes
         setattr(me, k, v)
+    _check(method.backbones is None or m.backbone in method.backbones, "model.backbone",
+           f"method {me.name!r} is defined for {', '.join(method.backbones or ())} only", m.backbone)
     _check(me.num_negatives >= 1, "method.num_negatives", "must be >= 1", me.num_negatives)
     _check(me.num_candidates >= 1, "method.num_candidates", "must be >= 1", me.num_candidates)
     _check(1 <= me.top_k <= me.num_candidates, "method.top_k", "must be in [1, num_candidates]", me.top_k)
@@ -184,6 +187,8 @@ def _validate(cfg: RunConfig) -> None:
     _check(me.bod_lr > 0, "method.bod_lr", "must be > 0", me.bod_lr)
     _check(me.bod_outer_batch >= 2, "method.bod_outer_batch", "must be >= 2", me.bod_outer_batch)
     _check(me.xsimgcl_layer >= 1, "method.xsimgcl_layer", "must be >= 1", me.xsimgcl_layer)
+    _check("xsimgcl_layer" not in method.reads or me.xsimgcl_layer <= m.layers, "method.xsimgcl_layer",
+           f"must be at most model.layers ({m.layers})", me.xsimgcl_layer)
     _check(0.0 < me.rlmrec_mask_ratio < 1.0, "method.rlmrec_mask_ratio", "must be in (0, 1)", me.rlmrec_mask_ratio)
     for k in ("tau_de", "tau_hal", "ssl_tau", "xsimgcl_tau", "rlmrec_con_tau", "rlmrec_gen_tau"):
         _check(getattr(me, k) > 0, f"method.{k}", "must be > 0", getattr(me, k))

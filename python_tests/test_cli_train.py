@@ -161,3 +161,13 @@ def test_compare_resumes_a_run_asked_for_more_epochs(tmp_path, capsys):
     res["stopped_early"] = True
     (run / "results.json").write_text(_json.dumps(res))
     assert _reusable_result(str(run / "results.json"), more) is not None                # early-stopped: done
+
+
+def test_compare_checks_every_method_before_training_any(tmp_path, capsys):
+    """A grid with a method the backbone does not support fails at once, not after the
+    runs before it have trained."""
+    out = str(tmp_path / "cmp")
+    assert cli.main(["compare", *QUICK, "--backbone", "ngcf", "--epochs", "1", "--methods", "bpr,xsimgcl",
+                     "--noise", "0", "--out", out]) == 2
+    assert "xsimgcl' is defined for lightgcn only" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(out, "bpr-noise0-seed0"))

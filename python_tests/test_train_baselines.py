@@ -53,7 +53,7 @@ def test_xsimgcl_contrasts_layer_l_with_the_noisy_mean_and_predicts_without_nois
     torch.testing.assert_close(torch.cat(a), (x1 + x2) / 2)   # layers 1..K, no layer 0
     out = tr.train_step(0, 0)
     assert "cl" in out and out["cl"] > 0
-    with pytest.raises(ValueError, match="LightGCN"):
+    with pytest.raises(ValueError, match="model.backbone: method 'xsimgcl' is defined for lightgcn only"):
         Trainer(cfg_for("xsimgcl", "ngcf"), ds)
     with pytest.raises(ValueError, match="xsimgcl_layer"):
         Trainer(cfg_for("xsimgcl", xsimgcl_layer=3), ds)

@@ -101,6 +101,8 @@ class Method:
     implies: ClassVar[Dict[str, Any]] = {}
     #: what it needs from the signals stage: None, "texts" (profile embeddings) or "all"
     needs_signals: ClassVar[Optional[str]] = None
+    #: the backbones it is defined for (None: every backbone); checked when the config is validated
+    backbones: ClassVar[Optional[Tuple[str, ...]]] = None
     #: whether L_rec couples the batch's rows (not a mean of per-row terms): then every rank of a
     #: distributed run computes it over the whole batch
     rec_couples_rows: ClassVar[bool] = False

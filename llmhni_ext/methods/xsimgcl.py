@@ -15,23 +15,14 @@ from torch import Tensor
 from .. import graph as _graph
 from .. import losses
 from ..models.base import perturb
-from .base import Method, RunContext, Step
+from .base import Method, Step
 
 
 class XSimGCL(Method):
     name = "xsimgcl"
     description = "LightGCN + cross-layer contrast in one noisy propagation (XSimGCL)"
     reads = ("xsimgcl_lambda", "xsimgcl_tau", "xsimgcl_eps", "xsimgcl_layer")
-
-    def __init__(self, ctx: RunContext) -> None:
-        super().__init__(ctx)
-        layers = ctx.cfg.model.layers
-        if ctx.cfg.model.backbone != "lightgcn":
-            raise ValueError(f"method 'xsimgcl' perturbs LightGCN's propagation; model.backbone is "
-                             f"{ctx.cfg.model.backbone!r} (use lightgcn)")
-        if not 1 <= self.cfg.xsimgcl_layer <= layers:
-            raise ValueError(f"method.xsimgcl_layer must be in [1, model.layers = {layers}], "
-                             f"got {self.cfg.xsimgcl_layer}")
+    backbones = ("lightgcn",)          # it perturbs LightGCN's propagation layer by layer
 
     def _layers(self, eps: float, gen) -> List[Tensor]:
         x, out = self.model.ego(), []
