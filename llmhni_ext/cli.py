@@ -238,7 +238,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import evaluate_checkpoint
     out = evaluate_checkpoint(args.checkpoint, args.split, data_root=args.data_root, device=args.device,
-                              cache_dir=args.cache_dir or _default_cache())
+                              cache_dir=args.cache_dir)
     print(json.dumps(out, indent=2))
     return 0
 
