@@ -118,9 +118,10 @@ def table(root: str, backbone: str, methods: List[str], seeds: List[int]) -> Tup
         if not rs:
             lines.append(f"| {m} | – | not run yet | | | | | | | | | |")
             continue
-        cells = []
+        cells, means = [], {}
         for k in METRICS:
             mean, sd, n = _mean_std([r["test"][k] for r in rs if k in r["test"]])
+            means[k] = mean
             cells.append("–" if n == 0 else f"{mean:.4f}" + (f" ± {sd:.4f}" if n > 1 else ""))
         ep = _mean_std([r["best_epoch"] for r in rs])[0]
         es = _mean_std([r["mean_epoch_seconds"] for r in rs])[0]
@@ -128,7 +129,7 @@ def table(root: str, backbone: str, methods: List[str], seeds: List[int]) -> Tup
         paper = vs = ""
         if p:
             paper = " / ".join("–" if v is None else f"{v:.4f}" for v in p)
-            vs = f"{(_mean_std([r['test']['recall@20'] for r in rs])[0] / p[0] - 1) * 100:+.0f}%"
+            vs = f"{(means['recall@20'] / p[0] - 1) * 100:+.0f}%"
         seeds_txt = ",".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"]))
         lines.append(f"| {m} | {seeds_txt} | " + " | ".join(cells) + f" | {ep:.0f} | {es:.2f} | {paper} | {vs} |")
     if backbone == "lightgcn":
