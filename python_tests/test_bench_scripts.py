@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -100,3 +101,20 @@ def test_fill_k5_adds_the_missing_cutoff_after_checking_the_others(tmp_path):
     with pytest.raises(SystemExit, match="differs from the recorded"):
         pt.main(["fill-k5", "--out", str(tmp_path)])
     assert json.loads(path.read_text()) == old
+
+
+def test_protocol_resplits():
+    from llmhni_ext.data.dataset import Dataset, Interactions
+    pr = _load("protocol")
+    it = lambda u, i: Interactions(torch.tensor(u), torch.tensor(i))  # noqa: E731
+    ds = Dataset(name="t", n_users=2, n_items=4, train=it([0, 1], [0, 1]), valid=it([0, 1], [2, 3]),
+                 test=it([0], [3]), user_raw_ids=[0, 1], item_raw_ids=[0, 1, 2, 3])
+    assert pr.resplit(ds, "valid") is ds
+    sel = pr.resplit(ds, "test-select")
+    assert sel.valid is ds.test and sel.train is ds.train
+    tv = pr.resplit(ds, "train+valid")
+    assert tv.train.pairs().tolist() == [[0, 0], [0, 2], [1, 1], [1, 3]]
+    assert tv.valid is ds.test and tv.test is ds.test and tv.name == "t+valid"
+    assert ds.train.pairs().tolist() == [[0, 0], [1, 1]]                   # the caller's data set is untouched
+    with pytest.raises(ValueError, match="unknown protocol"):
+        pr.resplit(ds, "nope")
