@@ -82,6 +82,7 @@ def main(argv=None) -> int:
                     help="take the `valid` protocol's runs from an `llmhni compare --config amazon-book "
                          "--noise 0` folder (DIR/METHOD-noise0-seedS) instead of training them again")
     a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)            # before the data and the signals stage, as `llmhni` does
     base = load_yaml(cli._resolve_config_path("amazon-book"))
     over = {"train.threads": a.threads, "train.progress": False}
     over.update(dict(kv.split("=", 1) for kv in a.set))
