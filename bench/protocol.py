@@ -119,8 +119,9 @@ def main(argv=None) -> int:
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rel = (f"{r['recall@20'][0] / ref[r['method']] - 1:+.1%}" if r["method"] in ref else "")
-        lines.append(f"| {r['protocol']} | {r['mask']} | {r['method']} | {r['seeds']} | {r['recall@20'][0]:.4f} ± "
-                     f"{r['recall@20'][1]:.4f} | {r['ndcg@10'][0]:.4f} | {rel} | {r['best_epoch']} |")
+        sd = f" ± {r['recall@20'][1]:.4f}" if r["seeds"] > 1 else ""
+        lines.append(f"| {r['protocol']} | {r['mask']} | {r['method']} | {r['seeds']} | {r['recall@20'][0]:.4f}{sd} | "
+                     f"{r['ndcg@10'][0]:.4f} | {rel} | {','.join(map(str, r['best_epoch']))} |")
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "protocol.json"), "w", encoding="utf-8") as f:
         json.dump(rows, f, indent=1)
