@@ -99,10 +99,16 @@ class MethodConfig:
     tce_max_drop: float = 0.1         # 0.1 > 0.2 on ML-100K validation Recall@20 (20% noise)
     tce_warmup_epochs: int = 10
     rce_beta: float = 0.25
-    # SGL / SimGCL
+    # SimGCL
     ssl_lambda: float = 0.01          # 0.1 holds BPR near ln 2 on ML-100K; 0.01 > 0.003 > 0.1 on validation
     ssl_tau: float = 0.2
     simgcl_eps: float = 0.1
+    # SGL-ED: contrast weight, temperature and the views' edge keep rate (1 - rho). SGL read
+    # ssl_lambda / ssl_tau / keep_prob until it had its own; a stored or YAML config that names
+    # sgl without these keys is read with those values (see migrate)
+    sgl_lambda: float = 0.01
+    sgl_tau: float = 0.2
+    sgl_keep_prob: float = 0.8
     # WBPR: negatives drawn with p(j) ~ degree(j)^alpha (Gantner et al.: alpha = 1)
     wbpr_alpha: float = 1.0
     # XSimGCL (SELFRec's defaults): weight, temperature, noise, and the layer contrasted with the output
@@ -180,7 +186,7 @@ def _validate(cfg: RunConfig) -> None:
     _check(me.num_candidates >= 1, "method.num_candidates", "must be >= 1", me.num_candidates)
     _check(1 <= me.top_k <= me.num_candidates, "method.top_k", "must be in [1, num_candidates]", me.top_k)
     _check(-1.0 <= me.sim_threshold <= 1.0, "method.sim_threshold", "must be in [-1, 1]", me.sim_threshold)
-    for k in ("lambda_de", "lambda_hal", "ssl_lambda", "tce_max_drop", "rce_beta", "simgcl_eps", "wbpr_alpha",
+    for k in ("lambda_de", "lambda_hal", "ssl_lambda", "sgl_lambda", "tce_max_drop", "rce_beta", "simgcl_eps", "wbpr_alpha",
               "xsimgcl_lambda", "xsimgcl_eps", "rlmrec_con_lambda", "rlmrec_gen_lambda", "bod_alpha_bpr", "bod_alpha_align",
               "bod_alpha_unif"):
         _check(getattr(me, k) >= 0, f"method.{k}", "must be >= 0", getattr(me, k))
@@ -190,12 +196,13 @@ def _validate(cfg: RunConfig) -> None:
     _check("xsimgcl_layer" not in method.reads or me.xsimgcl_layer <= m.layers, "method.xsimgcl_layer",
            f"must be at most model.layers ({m.layers})", me.xsimgcl_layer)
     _check(0.0 < me.rlmrec_mask_ratio < 1.0, "method.rlmrec_mask_ratio", "must be in (0, 1)", me.rlmrec_mask_ratio)
-    for k in ("tau_de", "tau_hal", "ssl_tau", "xsimgcl_tau", "rlmrec_con_tau", "rlmrec_gen_tau"):
+    for k in ("tau_de", "tau_hal", "ssl_tau", "sgl_tau", "xsimgcl_tau", "rlmrec_con_tau", "rlmrec_gen_tau"):
         _check(getattr(me, k) > 0, f"method.{k}", "must be > 0", getattr(me, k))
     _check(me.aux_every >= 1, "method.aux_every", "must be >= 1", me.aux_every)
     _check(me.aux_max_nodes == 0 or me.aux_max_nodes >= 2, "method.aux_max_nodes",
            "must be 0 (all of the batch's nodes) or >= 2", me.aux_max_nodes)
-    _check(0.0 < me.keep_prob <= 1.0, "method.keep_prob", "must be in (0, 1]", me.keep_prob)
+    for k in ("keep_prob", "sgl_keep_prob"):
+        _check(0.0 < getattr(me, k) <= 1.0, f"method.{k}", "must be in (0, 1]", getattr(me, k))
     _check(me.tce_max_drop < 1.0, "method.tce_max_drop", "must be < 1", me.tce_max_drop)
     _check(me.tce_warmup_epochs >= 1, "method.tce_warmup_epochs", "must be >= 1", me.tce_warmup_epochs)
     for k in ("predict_graph", "train_edges"):
@@ -209,12 +216,31 @@ def _validate(cfg: RunConfig) -> None:
             raise ConfigError(str(e).replace("SignalsConfig: ", "signals: ")) from None
 
 
+#: settings a method once shared with others and now has of its own: {method: {own key: old key}}
+SPLIT_KEYS: Dict[str, Dict[str, str]] = {
+    "sgl": {"sgl_lambda": "ssl_lambda", "sgl_tau": "ssl_tau", "sgl_keep_prob": "keep_prob"},
+}
+
+
+def migrate(raw: Any) -> Any:
+    """A config mapping as it is read now, when it was written before its method had settings
+    of its own: an SGL run whose method section has none of the ``sgl_*`` keys trained with
+    the shared ``ssl_lambda`` / ``ssl_tau`` / ``keep_prob`` (or their defaults), so those
+    become its ``sgl_*`` values. Anything else is returned unchanged."""
+    me = raw.get("method") if isinstance(raw, dict) else None
+    split = SPLIT_KEYS.get(me.get("name")) if isinstance(me, dict) else None
+    if not split or any(k in me for k in split):
+        return raw
+    return {**raw, "method": {**me, **{new: me[old] for new, old in split.items() if old in me}}}
+
+
 def trajectory_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """The flat ``section.key`` settings of a config mapping that change a run's trajectory
     (not progress bars, paths or epoch limits): two runs with equal ones train identically.
 
     A setting missing from ``cfg`` (written before it existed) counts as its default, so
     adding a setting does not invalidate earlier runs that trained as its default does."""
+    cfg = migrate(cfg)
     flat: Dict[str, Any] = {}
     for sec, vals in RunConfig().to_dict().items():
         given = cfg.get(sec) if isinstance(cfg.get(sec), dict) else {}
@@ -271,7 +297,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
 
 def from_dict(raw: Dict[str, Any]) -> RunConfig:
     """A validated :class:`RunConfig` from a nested mapping (as in the YAML file)."""
-    return _build(RunConfig, raw, "").validate()
+    return _build(RunConfig, migrate(raw), "").validate()
 
 
 def load_yaml(path: str) -> RunConfig:

@@ -75,3 +75,34 @@ def test_bundled_presets_load():
     assert "ml100k.yaml" in names
     for f in names:
         C.load_yaml(os.path.join(d, f))
+
+
+def test_sgl_has_settings_of_its_own():
+    """SGL reads sgl_*; SimGCL's ssl_lambda and LLMHNI's keep_prob no longer reach it."""
+    base = C.apply_overrides(C.RunConfig(), {"method.name": "sgl"}).to_dict()
+    other = C.apply_overrides(C.RunConfig(), {"method.name": "sgl", "method.ssl_lambda": 0.5,
+                                              "method.keep_prob": 0.5}).to_dict()
+    assert C.trajectory_settings(base) == C.trajectory_settings(other)
+    own = C.apply_overrides(C.RunConfig(), {"method.name": "sgl", "method.sgl_keep_prob": 0.9}).to_dict()
+    assert C.trajectory_settings(own)["method.sgl_keep_prob"] == 0.9 != C.trajectory_settings(base)["method.sgl_keep_prob"]
+    with pytest.raises(C.ConfigError, match=r"method\.sgl_keep_prob: must be in \(0, 1\]"):
+        C.apply_overrides(C.RunConfig(), {"method.sgl_keep_prob": 0})
+    with pytest.raises(C.ConfigError, match=r"method\.sgl_tau: must be > 0"):
+        C.apply_overrides(C.RunConfig(), {"method.sgl_tau": 0})
+
+
+def test_configs_written_before_sgl_had_its_own_settings_read_as_they_trained(tmp_path):
+    old = C.RunConfig().to_dict()
+    old["method"] = {k: v for k, v in old["method"].items() if not k.startswith("sgl_")}
+    old["method"].update(name="sgl", ssl_lambda=0.1, ssl_tau=0.3, keep_prob=0.9)
+    cfg = C.from_dict(old)                                         # a checkpoint's or results.json's config
+    assert (cfg.method.sgl_lambda, cfg.method.sgl_tau, cfg.method.sgl_keep_prob) == (0.1, 0.3, 0.9)
+    now = C.apply_overrides(C.RunConfig(), {"method.name": "sgl", "method.sgl_lambda": 0.1,
+                                            "method.sgl_tau": 0.3, "method.sgl_keep_prob": 0.9}).to_dict()
+    assert C.trajectory_settings(old) == C.trajectory_settings(now)  # compare reuses it, resume accepts it
+    yaml_cfg = C.load_yaml(write(tmp_path, "method:\n  name: sgl\n  ssl_lambda: 0.05\n"))
+    assert yaml_cfg.method.sgl_lambda == 0.05                      # an old YAML file keeps its meaning
+    new = C.load_yaml(write(tmp_path, "method:\n  name: sgl\n  ssl_lambda: 0.05\n  sgl_tau: 0.5\n"))
+    assert new.method.sgl_lambda == 0.01 and new.method.sgl_tau == 0.5    # one sgl_* key: read as written
+    for raw in ({"method": {"name": "simgcl", "ssl_lambda": 0.5}}, {"method": "x"}, []):
+        assert C.migrate(raw) is raw

@@ -275,3 +275,16 @@ def test_epoch_order_modes():
         epoch_order(users, 4, "pairs", g())
     assert epoch_order(torch.zeros(0, dtype=torch.long), 4, "interactions", g()).numel() == 0
     assert epoch_order(torch.zeros(0, dtype=torch.long), 4, "users", g()).numel() == 0
+
+
+def test_sgl_views_use_its_own_keep_rate():
+    ds = tiny_dataset(noise=5)
+    cfg = small_cfg("sgl")
+    cfg.method.sgl_keep_prob, cfg.method.keep_prob = 0.9, 0.3
+    tr = Trainer(cfg.validate(), ds)
+    assert tr.method.view_keep_prob == 0.9
+    a, b = tr.method.edge_dropped_views(0, tr.method.graph)
+    full = tr.method.graph.adj
+    for v in (a, b):
+        kept = float((v.value != 0).sum()) / full.col.numel()    # dropped edges: removed or zeroed
+        assert 0.8 < kept <= 1.0

@@ -171,13 +171,18 @@ class Method:
         pass
 
     # -- shared helpers -------------------------------------------------------------------
+    @property
+    def view_keep_prob(self) -> float:
+        """The edge keep rate of :meth:`edge_dropped_views` (``method.keep_prob``)."""
+        return self.cfg.keep_prob
+
     def edge_dropped_views(self, epoch: int, *graphs: Graph) -> Tuple[Any, ...]:
-        """Edge-dropped views (each undirected edge kept with ``method.keep_prob``), fresh each
+        """Edge-dropped views (each undirected edge kept with :attr:`view_keep_prob`), fresh each
         epoch: one of each graph given, or two of the single graph given. Epoch ``e`` uses
         counter offsets ``2e`` and ``2e + 1`` of the views stream. Under torch.distributed each
         rank builds its block of the same views."""
         if self._views["epoch"] != epoch:
-            seed, p = derive_seed(self.ctx.cfg.train.seed, Stream.VIEWS), self.cfg.keep_prob
+            seed, p = derive_seed(self.ctx.cfg.train.seed, Stream.VIEWS), self.view_keep_prob
 
             def views_of(g: Graph, num: int, offset: int):
                 if g.part is not None:

@@ -12,11 +12,15 @@ from .base import Method, Step
 class SGL(Method):
     name = "sgl"
     description = "BPR + edge-drop contrastive views (SGL-ED)"
-    reads = ("ssl_lambda", "ssl_tau", "keep_prob")
+    reads = ("sgl_lambda", "sgl_tau", "sgl_keep_prob")
+
+    @property
+    def view_keep_prob(self) -> float:
+        return self.cfg.sgl_keep_prob
 
     def aux_losses(self, step: Step, z: Tensor) -> Dict[str, Tuple[float, Tensor]]:
         """``L_ssl`` between f(d(G)) and f(d'(G)), views redrawn every epoch."""
         a, b = self.edge_dropped_views(step.epoch, self.graph)
         za, zb = self.model(a, generator=step.gen), self.model(b, generator=step.gen)
         bu, bi = step.batch_nodes(self.ctx.n_users)
-        return {"ssl": (self.cfg.ssl_lambda, losses.ssl_loss(za, zb, bu, bi, self.cfg.ssl_tau))}
+        return {"ssl": (self.cfg.sgl_lambda, losses.ssl_loss(za, zb, bu, bi, self.cfg.sgl_tau))}
