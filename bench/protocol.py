@@ -31,9 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from llmhni_ext import cli  # noqa: E402
 from llmhni_ext._common import cache_root  # noqa: E402
 from llmhni_ext.compare import _mean_std  # noqa: E402
-from llmhni_ext.config import apply_overrides, load_yaml  # noqa: E402
 from llmhni_ext.checkpoint import load_checkpoint  # noqa: E402
-from llmhni_ext.config import from_dict  # noqa: E402
+from llmhni_ext.config import apply_overrides, from_dict, load_yaml  # noqa: E402
 from llmhni_ext.data.dataset import Interactions  # noqa: E402
 from llmhni_ext.evaluate import DEFAULT_KS, full_ranking, interactions_csr, merge_csr  # noqa: E402
 from llmhni_ext.pipeline import load_run_dataset, needs_signals, run_training, signals_for  # noqa: E402
@@ -85,7 +84,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)            # before the data and the signals stage, as `llmhni` does
     base = load_yaml(cli._resolve_config_path("amazon-book"))
     over = {"train.threads": a.threads, "train.progress": False}
-    over.update(dict(kv.split("=", 1) for kv in a.set))
+    for kv in a.set:
+        if "=" not in kv:
+            ap.error(f"--set {kv!r}: expected key=value")
+        over[kv.split("=", 1)[0]] = kv.split("=", 1)[1]
     base = apply_overrides(base, over)
     ds = load_run_dataset(base)
     rows = []
