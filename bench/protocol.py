@@ -24,6 +24,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,8 +50,7 @@ def resplit(ds, protocol: str):
     if protocol == "test-select":
         return ds.replace(valid=ds.test)
     if protocol == "train+valid":
-        keys = torch.unique(torch.cat([ds.train.users * ds.n_items + ds.train.items,
-                                       ds.valid.users * ds.n_items + ds.valid.items]))
+        keys = np.union1d(ds.train.keys(ds.n_items), ds.valid.keys(ds.n_items))     # sorted, no duplicates
         train = Interactions(keys // ds.n_items, keys % ds.n_items)
         return ds.replace(train=train, valid=ds.test, name=ds.name + "+valid")
     raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
