@@ -92,7 +92,8 @@ def _preset_for(dataset: str) -> Optional[str]:
 
 
 def resolve_config(args: argparse.Namespace) -> C.RunConfig:
-    """Defaults < --config < flags < --set. Without --config, a data set that has a bundled
+    """Defaults < --config (with its ``backbones:`` block for the backbone the run trains) < flags
+    < --set. Without --config, a data set that has a bundled
     preset (ml-100k, ml-1m, lastfm, synthetic) uses it, and says so; ``--config defaults``
     takes the built-in defaults instead."""
     config = getattr(args, "config", None)
@@ -104,7 +105,6 @@ def resolve_config(args: argparse.Namespace) -> C.RunConfig:
                   f"--config defaults for the built-in defaults)", file=sys.stderr)
     if config == "defaults":
         config = None
-    cfg = C.load_yaml(_resolve_config_path(config)) if config else C.RunConfig()
     over: Dict[str, Any] = {}
     for flag, key in _FLAG_KEYS.items():
         v = getattr(args, flag, None)
@@ -113,6 +113,8 @@ def resolve_config(args: argparse.Namespace) -> C.RunConfig:
     if getattr(args, "no_progress", False):
         over["train.progress"] = False
     over.update(C.parse_set(getattr(args, "set", [])))
+    backbone = over.get("model.backbone")    # a file's backbones: block follows the one the run trains
+    cfg = C.load_yaml(_resolve_config_path(config), str(backbone) if backbone else None) if config else C.RunConfig()
     return C.apply_overrides(cfg, over)
 
 
@@ -330,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="llmhni", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="LLMHNI: tell hard samples from noisy ones in recommender training with language models.",
-        epilog="Settings: defaults (or the data set's bundled preset) < --config FILE < flags < --set key=value.\n"
+        epilog="Settings: defaults (or the data set's bundled preset) < --config FILE < flags < --set key=value;\n"
+               "a FILE's backbones: block (e.g. backbones: {ngcf: {method: {lambda_de: 0.01}}}) applies to that backbone.\n"
                "Methods:\n" + "\n".join(f"  {k:18s} {v[0]}" for k, v in METHODS.items()))
     from . import __version__
     p.add_argument("--version", action="version", version=f"llmhni {__version__}")

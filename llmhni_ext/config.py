@@ -300,8 +300,19 @@ def from_dict(raw: Dict[str, Any]) -> RunConfig:
     return _build(RunConfig, migrate(raw), "").validate()
 
 
-def load_yaml(path: str) -> RunConfig:
-    """Read a YAML run file; a missing file, bad YAML or a bad key is a :class:`ConfigError`."""
+def load_yaml(path: str, backbone: Optional[str] = None) -> RunConfig:
+    """Read a YAML run file; a missing file, bad YAML or a bad key is a :class:`ConfigError`.
+
+    A file may hold a top-level ``backbones:`` mapping of settings that apply only when the run
+    trains that backbone (a preset's weights validated on LightGCN need not suit NGCF)::
+
+        model: {backbone: lightgcn}
+        method: {lambda_de: 0.1}
+        backbones:
+          ngcf: {method: {lambda_de: 0.003}}
+
+    ``backbone`` is the one the run will train when a flag chooses it (``--backbone ngcf``);
+    otherwise the file's own ``model.backbone``. Every block is checked, used or not."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} does not exist")
     with open(path, encoding="utf-8") as f:
@@ -312,9 +323,37 @@ def load_yaml(path: str) -> RunConfig:
     if raw is None:
         raw = {}
     try:
-        return from_dict(raw)
+        return from_dict(_for_backbone(raw, backbone))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
+
+
+def _merge(base: Dict[str, Any], top: Dict[str, Any]) -> Dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _for_backbone(raw: Any, backbone: Optional[str]) -> Any:
+    """``raw`` without its ``backbones:`` block, with the block of the run's backbone merged in."""
+    if not isinstance(raw, dict) or "backbones" not in raw:
+        return raw
+    raw = dict(raw)
+    blocks = raw.pop("backbones")
+    if not isinstance(blocks, dict):
+        raise ConfigError(f"backbones: must be a mapping of backbone -> settings, got {blocks!r}")
+    for name, block in blocks.items():
+        _check(name in BACKBONES, f"backbones.{name}", f"not a backbone (known: {', '.join(BACKBONES)})", name)
+        _check(isinstance(block, dict), f"backbones.{name}", "must be a mapping of sections", block)
+        _check("backbone" not in (block.get("model") if isinstance(block.get("model"), dict) else ()),
+               f"backbones.{name}.model.backbone", "cannot be set inside a backbone's own block", block)
+        try:
+            from_dict(_merge(raw, _merge(block, {"model": {"backbone": name}})))
+        except ConfigError as e:
+            raise ConfigError(f"backbones.{name}: {e}") from None
+    chosen = backbone or (raw.get("model") or {}).get("backbone") or ModelConfig().backbone
+    return _merge(raw, blocks.get(chosen) or {})
 
 
 def dump_yaml(cfg: RunConfig, path: str) -> None:

@@ -37,6 +37,11 @@ def test_yaml_loads_and_coerces(tmp_path):
     ("method:\n  top_k: 100\n", r"method\.top_k"),
     ("train: 3\n", r"train: must be a mapping"),
     ("train: [\n", r"not valid YAML"),
+    ("backbones: 3\n", r"backbones: must be a mapping"),
+    ("backbones:\n  gcn: {}\n", r"backbones\.gcn: not a backbone"),
+    ("backbones:\n  ngcf: 4\n", r"backbones\.ngcf: must be a mapping of sections"),
+    ("backbones:\n  mf:\n    method:\n      lamda_de: 1\n", r"backbones\.mf: method\.lamda_de: unknown key"),
+    ("backbones:\n  ngcf:\n    model:\n      backbone: mf\n", r"backbones\.ngcf\.model\.backbone: cannot be set"),
 ])
 def test_bad_files_name_the_key(tmp_path, text, match):
     with pytest.raises(C.ConfigError, match=match):
@@ -106,3 +111,22 @@ def test_configs_written_before_sgl_had_its_own_settings_read_as_they_trained(tm
     assert new.method.sgl_lambda == 0.01 and new.method.sgl_tau == 0.5    # one sgl_* key: read as written
     for raw in ({"method": {"name": "simgcl", "ssl_lambda": 0.5}}, {"method": "x"}, []):
         assert C.migrate(raw) is raw
+
+
+def test_a_files_backbone_block_applies_to_the_backbone_the_run_trains(tmp_path):
+    from llmhni_ext import cli
+    path = write(tmp_path, "model:\n  backbone: lightgcn\nmethod:\n  lambda_de: 0.1\n  lambda_hal: 0.1\n"
+                           "backbones:\n  ngcf:\n    method:\n      lambda_de: 0.003\n")
+    assert C.load_yaml(path).method.lambda_de == 0.1
+    ngcf = C.load_yaml(path, "ngcf")
+    assert (ngcf.model.backbone, ngcf.method.lambda_de, ngcf.method.lambda_hal) == ("lightgcn", 0.003, 0.1)
+
+    def resolved(*argv):
+        return cli.resolve_config(cli.build_parser().parse_args(["train", "--config", path, *argv]))
+    assert resolved().method.lambda_de == 0.1
+    assert resolved("--backbone", "ngcf").method.lambda_de == 0.003          # the flag chooses the block
+    assert resolved("--set", "model.backbone=ngcf").method.lambda_de == 0.003
+    assert resolved("--backbone", "ngcf", "--set", "method.lambda_de=0.5").method.lambda_de == 0.5   # --set wins
+    # a file whose own backbone is ngcf takes its block without a flag
+    own = write(tmp_path, "model:\n  backbone: ngcf\nbackbones:\n  ngcf:\n    train:\n      lr: 0.002\n")
+    assert C.load_yaml(own).train.lr == 0.002
