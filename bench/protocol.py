@@ -82,13 +82,13 @@ def main(argv=None) -> int:
                          "--noise 0` folder (DIR/METHOD-noise0-seedS) instead of training them again")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)            # before the data and the signals stage, as `llmhni` does
-    base = load_yaml(cli._resolve_config_path("amazon-book"))
     over = {"train.threads": a.threads, "train.progress": False}
     for kv in a.set:
         if "=" not in kv:
             ap.error(f"--set {kv!r}: expected key=value")
         over[kv.split("=", 1)[0]] = kv.split("=", 1)[1]
-    base = apply_overrides(base, over)
+    # the preset's backbones: block follows a --set model.backbone, as `llmhni --backbone` does
+    base = apply_overrides(load_yaml(cli._resolve_config_path("amazon-book"), over.get("model.backbone")), over)
     ds = load_run_dataset(base)
     rows = []
     for protocol in a.protocols.split(","):
