@@ -33,7 +33,8 @@ from llmhni_ext import cli  # noqa: E402
 from llmhni_ext._common import cache_root  # noqa: E402
 from llmhni_ext.compare import _mean_std  # noqa: E402
 from llmhni_ext.checkpoint import load_checkpoint  # noqa: E402
-from llmhni_ext.config import apply_overrides, from_dict, load_yaml  # noqa: E402
+from llmhni_ext.config import apply_overrides, from_dict, load_with_overrides, parse_set  # noqa: E402
+from llmhni_ext.typed import ConfigError  # noqa: E402
 from llmhni_ext.data.dataset import Interactions  # noqa: E402
 from llmhni_ext.evaluate import DEFAULT_KS, full_ranking, interactions_csr, merge_csr  # noqa: E402
 from llmhni_ext.pipeline import load_run_dataset, needs_signals, run_training, signals_for  # noqa: E402
@@ -82,13 +83,11 @@ def main(argv=None) -> int:
                          "--noise 0` folder (DIR/METHOD-noise0-seedS) instead of training them again")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)            # before the data and the signals stage, as `llmhni` does
-    over = {"train.threads": a.threads, "train.progress": False}
-    for kv in a.set:
-        if "=" not in kv:
-            ap.error(f"--set {kv!r}: expected key=value")
-        over[kv.split("=", 1)[0]] = kv.split("=", 1)[1]
-    # the preset's backbones: block follows a --set model.backbone, as `llmhni --backbone` does
-    base = apply_overrides(load_yaml(cli._resolve_config_path("amazon-book"), over.get("model.backbone")), over)
+    try:
+        over = {"train.threads": a.threads, "train.progress": False, **parse_set(a.set)}
+    except ConfigError as e:
+        ap.error(str(e))
+    base = load_with_overrides(cli._resolve_config_path("amazon-book"), over)
     ds = load_run_dataset(base)
     rows = []
     for protocol in a.protocols.split(","):

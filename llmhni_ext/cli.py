@@ -113,9 +113,7 @@ def resolve_config(args: argparse.Namespace) -> C.RunConfig:
     if getattr(args, "no_progress", False):
         over["train.progress"] = False
     over.update(C.parse_set(getattr(args, "set", [])))
-    backbone = over.get("model.backbone")    # a file's backbones: block follows the one the run trains
-    cfg = C.load_yaml(_resolve_config_path(config), str(backbone) if backbone else None) if config else C.RunConfig()
-    return C.apply_overrides(cfg, over)
+    return C.load_with_overrides(_resolve_config_path(config) if config else None, over)
 
 
 def _apply_threads(cfg: C.RunConfig) -> None:

@@ -303,16 +303,9 @@ def from_dict(raw: Dict[str, Any]) -> RunConfig:
 def load_yaml(path: str, backbone: Optional[str] = None) -> RunConfig:
     """Read a YAML run file; a missing file, bad YAML or a bad key is a :class:`ConfigError`.
 
-    A file may hold a top-level ``backbones:`` mapping of settings that apply only when the run
-    trains that backbone (a preset's weights validated on LightGCN need not suit NGCF)::
-
-        model: {backbone: lightgcn}
-        method: {lambda_de: 0.1}
-        backbones:
-          ngcf: {method: {lambda_de: 0.003}}
-
-    ``backbone`` is the one the run will train when a flag chooses it (``--backbone ngcf``);
-    otherwise the file's own ``model.backbone``. Every block is checked, used or not."""
+    A top-level ``backbones:`` mapping (``backbones: {ngcf: {method: {lambda_de: 0.001}}}``) holds
+    settings for one backbone: that of ``backbone`` when given (``--backbone``), else the file's
+    ``model.backbone``. Every block is checked, used or not."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} does not exist")
     with open(path, encoding="utf-8") as f:
@@ -346,14 +339,22 @@ def _for_backbone(raw: Any, backbone: Optional[str]) -> Any:
     for name, block in blocks.items():
         _check(name in BACKBONES, f"backbones.{name}", f"not a backbone (known: {', '.join(BACKBONES)})", name)
         _check(isinstance(block, dict), f"backbones.{name}", "must be a mapping of sections", block)
-        _check("backbone" not in (block.get("model") if isinstance(block.get("model"), dict) else ()),
-               f"backbones.{name}.model.backbone", "cannot be set inside a backbone's own block", block)
+        model = block.get("model")
+        _check(not (isinstance(model, dict) and "backbone" in model), f"backbones.{name}.model.backbone",
+               "cannot be set inside a backbone's own block", block)
         try:
             from_dict(_merge(raw, _merge(block, {"model": {"backbone": name}})))
         except ConfigError as e:
             raise ConfigError(f"backbones.{name}: {e}") from None
     chosen = backbone or (raw.get("model") or {}).get("backbone") or ModelConfig().backbone
     return _merge(raw, blocks.get(chosen) or {})
+
+
+def load_with_overrides(path: Optional[str], overrides: Dict[str, Any]) -> RunConfig:
+    """``path`` (or the defaults when None) with dotted ``overrides`` on top; the file's
+    ``backbones:`` block is the one of the backbone the overrides choose, if they choose one."""
+    cfg = load_yaml(path, overrides.get("model.backbone")) if path else RunConfig()
+    return apply_overrides(cfg, overrides)
 
 
 def dump_yaml(cfg: RunConfig, path: str) -> None:
