@@ -125,3 +125,36 @@ def test_bod_updates_its_generator_once_per_epoch():
     assert any(not torch.equal(a, b) for a, b in zip(gen0, tr.method.generator.parameters()))
     w = tr.method.generator(torch.randn(7, 16), torch.randn(7, 16))
     assert w.shape == (7,) and bool(((w > 0) & (w < 1)).all())
+
+
+@pytest.mark.parametrize("n,d,block", [(2, 3, 256), (3, 5, 2), (37, 8, 5), (64, 16, 64), (300, 64, 128), (257, 256, 256)])
+def test_bod_uniformity_matches_the_pdist_formula(n, d, block):
+    """The tiled uniformity has the value and gradient of ``log mean exp(-t pdist(x~)^2)`` (the
+    alignment/uniformity authors' formula, here in float64 as the oracle), on ragged tilings too,
+    at least as accurately as that formula in float32, and is deterministic."""
+    g = torch.Generator().manual_seed(n * 1000 + d)
+    x = torch.randn(n, d, generator=g, requires_grad=True)
+
+    def pdist_formula(a):
+        return torch.pdist(F.normalize(a, dim=-1), p=2).pow(2).mul(-2.0).exp().mean().log()
+
+    x64 = x.detach().double().requires_grad_()
+    want = pdist_formula(x64)
+    (g_want,) = torch.autograd.grad(want, x64)
+    (g_f32,) = torch.autograd.grad(pdist_formula(x), x)
+    got = uniformity(x, block=block)
+    (g_got,) = torch.autograd.grad(got, x)
+    assert got.item() == pytest.approx(want.item(), abs=1e-5)
+    scale = float(g_want.abs().max())
+    err = float((g_got.double() - g_want).abs().max())
+    assert err <= 1e-5 * scale and err <= float((g_f32.double() - g_want).abs().max()) + 1e-7 * scale
+    again = uniformity(x, block=block)
+    assert torch.equal(again.detach(), got.detach())
+    assert torch.equal(torch.autograd.grad(again, x)[0], g_got)
+
+
+def test_bod_uniformity_gradcheck_and_small_batches():
+    x = torch.randn(11, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a: uniformity(a, 2.0, 3), (x,))
+    assert uniformity(torch.randn(1, 4)).item() == 0.0
+    assert uniformity(torch.randn(0, 4)).item() == 0.0
