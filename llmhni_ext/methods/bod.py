@@ -53,11 +53,9 @@ def uniformity(x: Tensor, t: float = 2.0, block: int = 256) -> Tensor:
 
 def _tiles(n: int, block: int):
     """The ``(a, b)`` row ranges of the upper triangle's tiles, ``a <= b``, in a fixed order."""
-    starts = range(0, n, block)
-    for a in starts:
-        for b in starts:
-            if b >= a:
-                yield slice(a, min(a + block, n)), slice(b, min(b + block, n)), a == b
+    for a in range(0, n, block):
+        for b in range(a, n, block):
+            yield slice(a, min(a + block, n)), slice(b, min(b + block, n)), a == b
 
 
 def _gauss(z: Tensor, ra: slice, rb: slice, t: float) -> Tensor:
@@ -94,9 +92,8 @@ class _PairwiseGaussianMean(torch.autograd.Function):
             e = _gauss(z, ra, rb, t)
             if diag:
                 e.diagonal().zero_()
-                out[ra] += e @ z[rb]
-            else:
-                out[ra] += e @ z[rb]
+            out[ra] += e @ z[rb]
+            if not diag:                                 # the tile below the diagonal
                 out[rb] += e.T @ z[ra]
         scale = (grad.to(torch.float64) * 2.0 * t / (n * (n - 1) / 2)).to(z.dtype)
         return out * scale, None, None
