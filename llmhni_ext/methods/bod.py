@@ -44,8 +44,8 @@ def uniformity(x: Tensor, t: float = 2.0, block: int = 256) -> Tensor:
     product: :class:`_PairwiseGaussianMean` computes them in ``block x block`` tiles of the upper
     triangle (memory O(block^2) instead of the B^2 / 2 distances and three saved copies that
     ``torch.pdist(...).pow(2).mul(-t).exp()`` keeps for backward) and recomputes them in backward.
-    Same value and gradient as the ``pdist`` formula to float rounding; about 2-3x faster on CPU
-    for a batch of 4,096."""
+    Same value and gradient as the ``pdist`` formula to float rounding; 3.2x faster on CPU for a
+    batch of 4,096 x 64 (``bench/bod_uniformity.py``)."""
     if x.shape[0] < 2:
         return x.new_zeros(())
     return _PairwiseGaussianMean.apply(F.normalize(x, dim=-1), float(t), int(block)).log()
@@ -77,7 +77,7 @@ class _PairwiseGaussianMean(torch.autograd.Function):
                 total += (e.sum(dtype=torch.float64) - e.diagonal().sum(dtype=torch.float64)) / 2
             else:
                 total += e.sum(dtype=torch.float64)
-        ctx.save_for_backward(z, total)
+        ctx.save_for_backward(z)
         ctx.t, ctx.block = t, block
         return (total / (n * (n - 1) / 2)).to(z.dtype)
 
@@ -85,7 +85,7 @@ class _PairwiseGaussianMean(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
         # d/dz_a sum_{a<b} exp(-t ||z_a - z_b||^2) = 2t sum_{b != a} E_ab z_b (unit rows).
-        z, total = ctx.saved_tensors
+        (z,) = ctx.saved_tensors
         t, n = ctx.t, z.shape[0]
         out = torch.zeros_like(z)
         for ra, rb, diag in _tiles(n, ctx.block):
