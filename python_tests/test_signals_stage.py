@@ -181,11 +181,14 @@ def test_budget_judges_the_most_suspicious_users_first_and_remembers_how_many(tm
                         judge_concurrency=1, progress=False)
     path = str(tmp_path / "j.jsonl")
     from llmhni_ext.signals.judgment_cache import JudgmentCache
+    said = []
     with JudgmentCache(path) as cache:
         chosen, _, info = logical.run_within_budget(Slow(), tasks, inputs, cache, cfg, "cpu", _time.perf_counter(),
-                                                    path, lambda m: None)
+                                                    path, said.append)
     assert 4 <= len(chosen) < 40 and [t.user for t in chosen] == list(range(len(chosen)))
     assert "budget" in info["budget"]
+    # the log says how to pin the count, since it follows the machine's speed and load
+    assert f"signals.cand_max_users={len(chosen)}" in said[-1]
     with JudgmentCache(path) as cache:
         again, _, info2 = logical.run_within_budget(Slow(), tasks, inputs, cache, cfg, "cpu",
                                                     _time.perf_counter() - 100, path, lambda m: None)

@@ -61,7 +61,9 @@ class SignalsConfig:
     context_items: int = 3             #: highest-scored interacted items shown in the item-centric view
     #: users whose candidates are judged: -1 = auto (every user with a fast judge or on a GPU; a
     #: language-model judge on a CPU judges the most suspicious users first until signals_budget_s),
-    #: 0 = every user, N = the N most suspicious users
+    #: 0 = every user, N = the N most suspicious users. Auto's count follows the machine's speed and
+    #: load (it is remembered beside the judgment cache for later runs on the same machine): set N to
+    #: make G' the same on any machine
     cand_max_users: int = -1
     signals_budget_s: float = 900.0    #: auto: the whole stage's wall-time budget (15 minutes)
     # --- judges ---------------------------------------------------------------------

@@ -84,7 +84,9 @@ def run_within_budget(judge, tasks: Sequence[UserTask], inputs: JudgeInputs, cac
         os.makedirs(os.path.dirname(memo), exist_ok=True)
         from ..checkpoint import write_text
         write_text(json.dumps({"users": done, "of": len(tasks), "stop": stop}), memo)
-    log(f"[signals] judged {done} of {len(tasks)} users (most suspicious first); stopped by {stop}")
+    log(f"[signals] judged {done} of {len(tasks)} users (most suspicious first); stopped by {stop}"
+        + ("" if done >= len(tasks) else f"; the count follows this machine's speed and load, so set "
+           f"signals.cand_max_users={done} for the same G' elsewhere"))
     return list(tasks[:done]), stats, {"user_limit": -1, "budget": stop, "budget_s": cfg.signals_budget_s}
 
 
