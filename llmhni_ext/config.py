@@ -91,6 +91,7 @@ class MethodConfig:
     aux_max_nodes: int = 512          # contrast at most this many of the batch's users (and items); 0 = all
     predict_graph: str = "denoised"   # the graph L_rec and the prediction propagate on: denoised (G') | original (G)
     train_edges: str = "denoised"     # the positives L_rec trains on: denoised (G' edges) | original (G edges)
+    hard_per_item: int = 0            # at most this many of G''s added (hard) edges per item; 0 = all (the paper)
     semantic_sampling: bool = True    # False: "w/o semantic sampling" (score-only hard negatives)
     objective_alignment: bool = True  # False: "w/o objective alignment" (raw text similarity)
     interaction_denoising: bool = True  # False: "w/o interaction denoising" (no G', no L_de)
@@ -205,6 +206,7 @@ def _validate(cfg: RunConfig) -> None:
         _check(0.0 < getattr(me, k) <= 1.0, f"method.{k}", "must be in (0, 1]", getattr(me, k))
     _check(me.tce_max_drop < 1.0, "method.tce_max_drop", "must be < 1", me.tce_max_drop)
     _check(me.tce_warmup_epochs >= 1, "method.tce_warmup_epochs", "must be >= 1", me.tce_warmup_epochs)
+    _check(me.hard_per_item >= 0, "method.hard_per_item", "must be >= 0 (0: no cap)", me.hard_per_item)
     for k in ("predict_graph", "train_edges"):
         _check(getattr(me, k) in ("denoised", "original"), f"method.{k}", "must be 'denoised' or 'original'",
                getattr(me, k))

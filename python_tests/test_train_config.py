@@ -32,6 +32,7 @@ def test_yaml_loads_and_coerces(tmp_path):
     ("method:\n  name: magic\n", r"method\.name: must be one of"),
     ("method:\n  keep_prob: 0\n", r"method\.keep_prob: must be in \(0, 1\]"),
     ("method:\n  predict_graph: both\n", r"method\.predict_graph"),
+    ("method:\n  hard_per_item: -1\n", r"method\.hard_per_item: must be >= 0"),
     ("method:\n  semantic_sampling: 1\n", r"method\.semantic_sampling: must be true or false"),
     ("model:\n  backbone: gcn\n", r"model\.backbone: must be one of mf, lightgcn, ngcf"),
     ("method:\n  top_k: 100\n", r"method\.top_k"),

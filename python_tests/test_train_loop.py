@@ -9,7 +9,7 @@ import torch
 from llmhni_ext.config import RunConfig
 from llmhni_ext.methods import METHODS
 from llmhni_ext.methods import Step
-from llmhni_ext.methods.llmhni import denoised_edges
+from llmhni_ext.methods.llmhni import cap_per_item, denoised_edges
 from llmhni_ext.pipeline import load_run_dataset, run_training
 from llmhni_ext.train import Interrupted, Trainer
 
@@ -67,6 +67,34 @@ def test_denoised_graph_and_quality():
     cfg.method.predict_graph = "original"
     assert Trainer(cfg, ds, signals=sig).method.graph is not None
     assert Trainer(small_cfg("llmhni-wo-denoise"), ds, signals=sig).method.Gp is None
+
+
+def test_hard_edges_capped_per_item_keep_the_first_of_each_item():
+    """method.hard_per_item=c: at most c added edges per item, the first ones in the signals'
+    order (most suspicious users first); 0 adds them all; the other edges are untouched."""
+    hard = torch.tensor([[5, 6, 7, 8, 9, 4], [2, 3, 2, 2, 3, 1]])
+    assert cap_per_item(hard, 0).tolist() == hard.tolist()
+    assert cap_per_item(hard, 1).tolist() == [[5, 6, 4], [2, 3, 1]]
+    assert cap_per_item(hard, 2).tolist() == [[5, 6, 7, 9, 4], [2, 3, 2, 3, 1]]
+    assert cap_per_item(torch.zeros(2, 0, dtype=torch.long), 1).shape == (2, 0)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):                       # against a plain loop on random lists
+        e = torch.randint(0, 6, (2, int(torch.randint(0, 40, (1,), generator=g))), generator=g)
+        c = int(torch.randint(1, 4, (1,), generator=g))
+        seen, want = {}, []
+        for j in range(e.shape[1]):
+            it = int(e[1, j]); seen[it] = seen.get(it, 0) + 1
+            if seen[it] <= c:
+                want.append(j)
+        assert cap_per_item(e, c).tolist() == e[:, want].tolist()
+    u, i = denoised_edges(torch.tensor([0]), torch.tensor([0]), 4, torch.tensor([[1, 2, 3], [2, 2, 1]]),
+                          torch.zeros(2, 0, dtype=torch.long), hard_per_item=1)
+    assert list(zip(u.tolist(), i.tolist())) == [(0, 0), (1, 2), (3, 1)]
+    ds = tiny_dataset(noise=15)
+    cfg = small_cfg("llmhni")
+    cfg.method.hard_per_item = 1
+    q = Trainer(cfg, ds, signals=tiny_signals(ds)).quality
+    assert q["removed"] == 15 and 1 <= q["added"] <= 5
 
 
 def test_aux_terms_every_nth_step_weighted_and_capped(monkeypatch):

@@ -26,13 +26,31 @@ from ..seeding import Stream, derive_seed
 from .base import Graph, Method, RunContext, Step
 
 
-def denoised_edges(users: Tensor, items: Tensor, n_items: int, hard: Tensor, noisy: Tensor) -> Tuple[Tensor, Tensor]:
+def cap_per_item(edges: Tensor, per_item: int) -> Tensor:
+    """The first ``per_item`` edges of each item, in the order given ([2, E] users; items); 0 = all."""
+    e = torch.as_tensor(edges).long().reshape(2, -1)
+    if per_item <= 0 or e.shape[1] == 0:
+        return e
+    order = torch.sort(e[1], stable=True).indices
+    it = e[1][order]
+    first = torch.searchsorted(it, it)                # where each item's run starts in the sorted list
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(it.numel()) - first    # 0 for an item's first edge, 1 for its second, ...
+    return e[:, rank < per_item]
+
+
+def denoised_edges(users: Tensor, items: Tensor, n_items: int, hard: Tensor, noisy: Tensor,
+                   hard_per_item: int = 0) -> Tuple[Tensor, Tensor]:
     """G' = (G ∪ hard edges) \\ noisy edges, as a sorted, duplicate-free (users, items) list.
 
-    ``hard`` and ``noisy`` are [2, E] (users; items), as the signals stage writes them."""
+    ``hard`` and ``noisy`` are [2, E] (users; items), as the signals stage writes them (most
+    suspicious users first). ``hard_per_item`` > 0 adds at most that many hard edges to any one
+    item: the pre-trained backbone's highest-scored non-interactions are popular items, and
+    without a cap the judge's additions pile onto a few of them."""
     def keys(e: Tensor) -> Tensor:
         e = torch.as_tensor(e).long().reshape(2, -1)
         return e[0] * n_items + e[1]
+    hard = cap_per_item(hard, hard_per_item)
     all_keys = torch.unique(torch.cat([users.long() * n_items + items.long(), keys(hard)]))
     all_keys = all_keys[~torch.isin(all_keys, torch.unique(keys(noisy)))]
     return all_keys // n_items, all_keys % n_items
@@ -73,7 +91,8 @@ class LLMHNI(Method):
     name = "llmhni"
     description = "LLMHNI: semantic hard negatives + L_de + L_hal"
     reads = ("num_candidates", "top_k", "sim_threshold", "lambda_de", "lambda_hal", "tau_de", "tau_hal",
-             "keep_prob", "predict_graph", "train_edges", "semantic_sampling", "objective_alignment", "interaction_denoising",
+             "keep_prob", "predict_graph", "train_edges", "hard_per_item", "semantic_sampling",
+             "objective_alignment", "interaction_denoising",
              "hallucination_robust", "aux_every", "aux_max_nodes")
     needs_signals = "all"
 
@@ -86,7 +105,8 @@ class LLMHNI(Method):
         self.Gp: Optional[Graph] = None
         self.quality: Dict[str, Any] = {}
         if me.interaction_denoising:
-            gu, gi = denoised_edges(ds.train.users, ds.train.items, ds.n_items, sig.hard_edges, sig.noisy_edges)
+            gu, gi = denoised_edges(ds.train.users, ds.train.items, ds.n_items, sig.hard_edges, sig.noisy_edges,
+                                    me.hard_per_item)
             self.Gp = Graph.build(gu, gi, ds.n_users, ds.n_items, ctx.device)
             self.quality = denoising_quality(ds, gu, gi)
         self.rec_on_gp = self.Gp is not None and me.predict_graph == "denoised"
