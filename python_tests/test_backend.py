@@ -31,11 +31,21 @@ def _package_copy(tmp_path, keep_compiled=False, with_sources=True, built_with=N
     return str(tmp_path / "site")
 
 
+# An editable install (pip install -e .) maps llmhni_ext._C to the checkout's module through a
+# meta-path finder, which would hand the copy a compiled module it does not hold: drop that finder.
+_NO_EDITABLE_FINDER = """
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path
+                    if not getattr(f, "__module__", "").startswith("__editable__")]
+"""
+
+
 def _run(site, code, **env):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LLMHNI_")}
     full_env.update(env)
     full_env["PYTHONPATH"] = site
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, cwd=site,
+    code = _NO_EDITABLE_FINDER + textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-c", code], env=full_env, cwd=site,
                           capture_output=True, text=True, timeout=1800)
 
 
