@@ -29,14 +29,13 @@ import argparse
 import os
 import sys
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import graphs  # noqa: E402  (bench/graphs.py)
 from llmhni_ext.config import RunConfig  # noqa: E402
 from llmhni_ext.data import load_dataset  # noqa: E402
 from llmhni_ext.train import Trainer  # noqa: E402
@@ -141,20 +140,6 @@ def time_recbole(ds, steps, with_llmhni: bool, workdir: str):
 
 # ------------------------------------------------------------------------ ours
 
-def standin_signals(ds, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    n = len(ds.train)
-    noisy = torch.randperm(n, generator=g)[: n // 20]
-    n_hard = max(1, noisy.numel() // 100)
-    hu = torch.randint(0, ds.n_users, (n_hard,), generator=g)
-    hi = torch.randint(0, ds.n_items, (n_hard,), generator=g)
-    return SimpleNamespace(user_sem=F.normalize(torch.randn(ds.n_users, 64, generator=g), dim=1),
-                           item_sem=F.normalize(torch.randn(ds.n_items, 64, generator=g), dim=1),
-                           user_raw=None, item_raw=None,
-                           noisy_edges=torch.stack([ds.train.users[noisy], ds.train.items[noisy]]),
-                           hard_edges=torch.stack([hu, hi]), summary={"stand_in": True})
-
-
 _PRESET_KEYS = ("num_candidates", "top_k", "aux_every", "aux_max_nodes")
 
 
@@ -207,7 +192,7 @@ def main(argv=None):
     print(f"{args.dataset}: {ds.n_users} users, {ds.n_items} items, {len(ds.train)} training pairs; "
           f"d={D}, {LAYERS} layers, batch {BATCH}; torch {torch.__version__}, {args.threads} threads; "
           f"backend {backend_info().get('mode', backend_info())}")
-    sig = standin_signals(ds)
+    sig = graphs.standin_signals(ds)
     rows = []
     t_bpr, n_steps = time_ours("bpr", ds, args.steps)
     rows.append(("llmhni_ext LightGCN (bpr)", t_bpr))

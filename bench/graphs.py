@@ -167,6 +167,23 @@ def cuda_ms(fn, repeats: int = 20, warmup: int = 5) -> float:
     return float(np.median(ts))
 
 
+def standin_signals(ds, seed: int = 0):
+    """LLMHNI's signals as stand-ins of the real sizes, for timing only: 64-d unit semantic
+    embeddings, 5% of the training edges judged noisy, 1% of that count added as hard edges.
+    A step's cost does not depend on what the judges said."""
+    from types import SimpleNamespace
+    g = torch.Generator().manual_seed(seed)
+    n = len(ds.train)
+    noisy = torch.randperm(n, generator=g)[: n // 20]
+    n_hard = max(1, noisy.numel() // 100)
+    hu = torch.randint(0, ds.n_users, (n_hard,), generator=g)
+    hi = torch.randint(0, ds.n_items, (n_hard,), generator=g)
+    unit = lambda n_rows: torch.nn.functional.normalize(torch.randn(n_rows, 64, generator=g), dim=1)  # noqa: E731
+    return SimpleNamespace(user_sem=unit(ds.n_users), item_sem=unit(ds.n_items), user_raw=None, item_raw=None,
+                           noisy_edges=torch.stack([ds.train.users[noisy], ds.train.items[noisy]]),
+                           hard_edges=torch.stack([hu, hi]), summary={"stand_in": True})
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
