@@ -49,10 +49,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     root = args.out or tempfile.mkdtemp(prefix="llmhni-parity-")
     cache = os.path.join(root, "cache")
-    secs = {dev: run(dev, args, os.path.join(root, dev.replace(":", "")), cache) for dev in ("cpu", args.device)}
+    folders = {dev: os.path.join(root, dev.replace(":", "")) for dev in ("cpu", args.device)}
+    secs = {dev: run(dev, args, folder, cache) for dev, folder in folders.items()}
     res, hist = {}, {}
-    for dev in secs:
-        folder = os.path.join(root, dev.replace(":", ""))
+    for dev, folder in folders.items():
         with open(os.path.join(folder, "results.json"), encoding="utf-8") as f:
             res[dev] = json.load(f)
         with open(os.path.join(folder, "metrics.jsonl"), encoding="utf-8") as f:

@@ -52,6 +52,10 @@ summary=()
 # or fails when fewer than NEED are left
 fits() { local t=$(( $(left) - 15 )); [ "$t" -ge "$1" ] || return 1; [ "$t" -gt "$2" ] && t=$2; echo "$t"; }
 skip() { log "SKIPPED $1: $(left) s of the budget left"; summary+=("$1: skipped (out of budget)"); }
+# pytest_counts LOG: pytest's closing line of counts in LOG
+pytest_counts() { grep -E '(passed|failed|error|skipped|no tests ran)' "$1" | tail -n 1; }
+# the CUDA tests of the installed package, run from a scratch directory
+CUDA_PYTEST=(-m pytest "$ROOT/python_tests" -m cuda -q -p no:cacheprovider -c "$ROOT/pyproject.toml" --rootdir "$ROOT")
 
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
   || { echo "gpu_check: $PY cannot import torch or sees no CUDA device"; exit 1; }
@@ -86,11 +90,10 @@ test_rc=0
 if want tests; then
   if t=$(fits 30 150); then
     log "CUDA tests (limit $t s)"
-    (cd "$WORK" && LLMHNI_NO_JIT=1 timeout "$t" "$PY" -m pytest "$ROOT/python_tests" -m cuda -q -p no:cacheprovider \
-       -c "$ROOT/pyproject.toml" --rootdir "$ROOT" -rs > "$OUTD/tests.log" 2>&1)
+    (cd "$WORK" && LLMHNI_NO_JIT=1 timeout "$t" "$PY" "${CUDA_PYTEST[@]}" -rs > "$OUTD/tests.log" 2>&1)
     test_rc=$?
     tail -n 15 "$OUTD/tests.log"
-    summary+=("CUDA tests: $([ "$test_rc" = 0 ] && echo passed || echo "FAILED (rc $test_rc)"): $(grep -E '(passed|failed|error|skipped|no tests ran)' "$OUTD/tests.log" | tail -n 1)")
+    summary+=("CUDA tests: $([ "$test_rc" = 0 ] && echo passed || echo "FAILED (rc $test_rc)"): $(pytest_counts "$OUTD/tests.log")")
   else skip "CUDA tests"; fi
 fi
 
@@ -129,33 +132,33 @@ fi
 # 5. compute-sanitizer on a representative subset of the op tests: memcheck on every llmhni
 #    kernel (torch's caching allocator off, so that an overrun leaves its allocation), racecheck
 #    on the sampler's scored kernel, the one that uses shared memory.
+# sanitize TOOL KERNEL LIMIT TESTS: TOOL on the kernels whose names hold KERNEL, during the CUDA
+# tests that -k TESTS selects
+sanitize() {
+  local t rc errs
+  if ! t=$(fits 30 "$3"); then skip "sanitizer $1"; return; fi
+  log "compute-sanitizer --tool $1 (kernels matching '$2', limit $t s)"
+  echo "===== $1: -k $4" >> "$OUTD/sanitizer.log"
+  (cd "$WORK" && LLMHNI_NO_JIT=1 PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout "$t" "$SAN" --tool "$1" \
+     ${SAN_FILTER:+--kernel-name "kns=$2"} --print-limit 20 --error-exitcode 9 "$PY" "${CUDA_PYTEST[@]}" -k "$4") \
+     >> "$OUTD/sanitizer.log" 2>&1
+  rc=$?
+  errs="$(grep -E 'ERROR SUMMARY' "$OUTD/sanitizer.log" | tail -n 1)"
+  log "$1: rc $rc; $errs; $(pytest_counts "$OUTD/sanitizer.log")"
+  summary+=("sanitizer $1: rc $rc; ${errs:-no error summary (see sanitizer.log)}; $(pytest_counts "$OUTD/sanitizer.log")")
+}
 if want sanitizer; then
   # $COMPUTE_SANITIZER names the binary ("" for none); default: the one on PATH or in /usr/local/cuda
   SAN="${COMPUTE_SANITIZER-$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)}"
   if [ -z "$SAN" ]; then
     summary+=("sanitizer: compute-sanitizer is not on this machine")
   else
-    filter_opt=()
-    "$SAN" --help 2>&1 | grep -q -- "--kernel-name" && filter_opt=(--kernel-name)
-    san_k_mem="test_construction_cuda_matches_cpu or test_propagate_and_grads or test_spmm_value_grad \
-or (test_spmm_cuda_matches_reference and 64-) or (test_cpu_cuda_agree and dtype0) \
+    SAN_FILTER=""   # kernel-name filtering, where this version has it
+    "$SAN" --help 2>&1 | grep -q -- "--kernel-name" && SAN_FILTER=1
+    sanitize memcheck llmhni 120 "test_construction_cuda_matches_cpu or test_propagate_and_grads \
+or test_spmm_value_grad or (test_spmm_cuda_matches_reference and 64-) or (test_cpu_cuda_agree and dtype0) \
 or test_cuda_equals_cpu_and_reference or (test_cuda_equals_reference and dtype0)"
-    san_k_race="test_cpu_cuda_agree and dtype0 and (dns or llmhni)"
-    for tool in memcheck racecheck; do
-      if [ "$tool" = memcheck ]; then k="$san_k_mem"; kern=llmhni; lim=120; else k="$san_k_race"; kern=sample_scored; lim=60; fi
-      if ! t=$(fits 30 "$lim"); then skip "sanitizer $tool"; continue; fi
-      log "compute-sanitizer --tool $tool (kernels matching '$kern', limit $t s)"
-      echo "===== $tool: -k $k" >> "$OUTD/sanitizer.log"
-      kopt=(); [ ${#filter_opt[@]} -gt 0 ] && kopt=(--kernel-name "kns=$kern")
-      (cd "$WORK" && LLMHNI_NO_JIT=1 PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout "$t" "$SAN" --tool "$tool" "${kopt[@]}" \
-         --print-limit 20 --error-exitcode 9 "$PY" -m pytest "$ROOT/python_tests" -m cuda -q -p no:cacheprovider \
-         -c "$ROOT/pyproject.toml" --rootdir "$ROOT" -k "$k") >> "$OUTD/sanitizer.log" 2>&1
-      rc=$?
-      errs="$(grep -E 'ERROR SUMMARY' "$OUTD/sanitizer.log" | tail -n 1)"
-      tests="$(grep -E '(passed|failed|error|skipped|no tests ran)' "$OUTD/sanitizer.log" | tail -n 1)"
-      log "$tool: rc $rc; $errs; $tests"
-      summary+=("sanitizer $tool: rc $rc; ${errs:-no error summary (see sanitizer.log)}; ${tests}")
-    done
+    sanitize racecheck sample_scored 60 "test_cpu_cuda_agree and dtype0 and (dns or llmhni)"
   fi
 fi
 

@@ -42,21 +42,16 @@ from llmhni_ext.train import Trainer  # noqa: E402
 D, LAYERS, LR, L2 = 64, 3, 1e-3, 1e-4
 
 
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
 def step_ms(fn, dev: torch.device, steps: int, warmup: int = 3) -> float:
     """Mean milliseconds of a step over ``steps`` consecutive steps, timed as one block (the
     mean, not the median: a schedule that adds work on every n-th step pays for it here)."""
     for _ in range(warmup):
         fn()
-    _sync(dev)
+    graphs.sync(dev)
     t0 = time.perf_counter()
     for _ in range(steps):
         fn()
-    _sync(dev)
+    graphs.sync(dev)
     return (time.perf_counter() - t0) * 1e3 / steps
 
 
@@ -170,22 +165,13 @@ def main(argv=None) -> int:
     if args.epoch_scale:
         ds = synthetic_dataset(args.epoch_scale)
         tr = trainer("bpr", ds, dev, args.epoch_batch)
-        tr.train_step(1, 0)  # warm-up (kernels, allocator); the timed epoch is epoch 0
-        _sync(dev)
-        t0 = time.perf_counter()
-        for s in range(tr.steps_per_epoch):
-            tr.train_step(0, s)
-        _sync(dev)
-        ours = time.perf_counter() - t0
         n_steps = tr.steps_per_epoch
+        tr.train_step(1, 0)  # warm-up (kernels, allocator); the timed epoch is epoch 0
+        ours = step_ms(lambda: [tr.train_step(0, s) for s in range(n_steps)], dev, steps=1, warmup=0) / 1e3
         del tr
         peer = PlainLightGCN(ds, dev, args.epoch_batch)
         peer.step(peer.random_batch())
-        _sync(dev)
-        t0 = time.perf_counter()
-        peer.epoch()
-        _sync(dev)
-        theirs = time.perf_counter() - t0
+        theirs = step_ms(peer.epoch, dev, steps=1, warmup=0) / 1e3
         print(f"# whole LightGCN epoch on {ds.name} ({len(ds.train)} pairs, {n_steps} steps of "
               f"{args.epoch_batch}): llmhni {ours:.2f} s (target < 10 s), plain torch {theirs:.2f} s", flush=True)
         row(f"LightGCN epoch ({args.epoch_scale}, B={args.epoch_batch}; target < 10 s)", ours * 1e3,

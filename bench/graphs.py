@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import Dict, Tuple
+from types import SimpleNamespace
+from typing import Dict, Tuple, Union
 
 import numpy as np
 import torch
@@ -151,6 +152,12 @@ def timeit(fn, repeats: int = 7, warmup: int = 1) -> float:
     return float(np.median(ts) * 1e3)
 
 
+def sync(device: Union[str, torch.device]) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def cuda_ms(fn, repeats: int = 20, warmup: int = 5) -> float:
     """Median time of fn() on the current CUDA stream in milliseconds (CUDA events)."""
     for _ in range(warmup):
@@ -171,7 +178,6 @@ def standin_signals(ds, seed: int = 0):
     """LLMHNI's signals as stand-ins of the real sizes, for timing only: 64-d unit semantic
     embeddings, 5% of the training edges judged noisy, 1% of that count added as hard edges.
     A step's cost does not depend on what the judges said."""
-    from types import SimpleNamespace
     g = torch.Generator().manual_seed(seed)
     n = len(ds.train)
     noisy = torch.randperm(n, generator=g)[: n // 20]

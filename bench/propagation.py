@@ -32,11 +32,6 @@ from llmhni_ext import backend_info, graph  # noqa: E402
 warnings.simplefilter("ignore")
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def _pair(ours, peer, device: str, repeats: int):
     """(ours ms, peer ms): best of `repeats`, the two run alternately so that both see the
     same machine load (this CPU is shared; the minimum is the least disturbed run)."""
@@ -44,12 +39,12 @@ def _pair(ours, peer, device: str, repeats: int):
     t_ours, t_peer = [], []
     for fn in (ours, peer):  # warm-up
         fn()
-        _sync(device)
+        graphs.sync(device)
     for _ in range(repeats):
         for fn, ts in ((ours, t_ours), (peer, t_peer)):
             t0 = time.perf_counter()
             fn()
-            _sync(device)
+            graphs.sync(device)
             ts.append(time.perf_counter() - t0)
     return min(t_ours) * 1e3, min(t_peer) * 1e3
 
