@@ -38,6 +38,13 @@ class DataConfig:
     noise: float = 0.0                # injected noise ratio r: r * |train| random non-interactions added
     noise_seed: int = 0
     max_users: int = 0                # >0: keep only the first max_users users (quick runs, tests)
+    # validated: train on train, choose the epoch on valid, report test (the default, llmhni's);
+    # paper: train on train + valid, choose the epoch on TEST, report test: the protocol behind
+    # published Amazon-book numbers (LLaRD's code); test-selected and optimistic, for comparison only
+    protocol: str = "validated"
+    # original: train on the data set's graph; imported: on the G' that signals.judge_import names
+    # (any method: "does the LLM's graph help a plain method?")
+    graph: str = "original"
 
 
 @dataclass
@@ -149,6 +156,9 @@ class RunConfig:
 
 
 BACKBONES = ("mf", "lightgcn", "ngcf")
+PROTOCOLS = ("validated", "paper")
+#: what every result made under data.protocol=paper says of itself
+PAPER_PROTOCOL_NOTE = "test-selected, optimistic: for comparison with published numbers only"
 
 
 def _check(cond: bool, key: str, msg: str, value: Any) -> None:
@@ -160,6 +170,10 @@ def _validate(cfg: RunConfig) -> None:
     d, m, t, me = cfg.data, cfg.model, cfg.train, cfg.method
     _check(0.0 <= d.noise < 10.0, "data.noise", "must be in [0, 10)", d.noise)
     _check(d.max_users >= 0, "data.max_users", "must be >= 0", d.max_users)
+    _check(d.protocol in PROTOCOLS, "data.protocol", f"must be one of {', '.join(PROTOCOLS)}", d.protocol)
+    _check(d.graph in ("original", "imported"), "data.graph", "must be original or imported", d.graph)
+    _check(d.graph != "imported" or bool((cfg.signals or {}).get("judge_import")), "data.graph",
+           "imported needs signals.judge_import (a G' file, or llard for a llard-* data set)", d.graph)
     _check(m.backbone in BACKBONES, "model.backbone", f"must be one of {', '.join(BACKBONES)}", m.backbone)
     _check(m.dim > 0, "model.dim", "must be > 0", m.dim)
     _check(m.layers >= 0, "model.layers", "must be >= 0", m.layers)

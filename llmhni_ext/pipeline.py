@@ -13,7 +13,7 @@ from . import _log
 from ._common import cache_root
 from . import methods as _methods
 from .checkpoint import clean_stale_tmp, load_checkpoint, save_checkpoint
-from .config import RunConfig, dump_yaml, from_dict
+from .config import PAPER_PROTOCOL_NOTE, RunConfig, dump_yaml, from_dict
 from .data import load_dataset
 from .train import Trainer
 
@@ -24,7 +24,37 @@ def load_run_dataset(cfg: RunConfig):
     ds = load_dataset(cfg.data.dataset, cfg.data.data_root, noise=noise, seed=cfg.data.noise_seed)
     if cfg.data.max_users > 0:
         ds = slice_users(ds, cfg.data.max_users)
+    if cfg.data.protocol == "paper":
+        ds = paper_protocol(ds)
+    if cfg.data.graph == "imported":
+        from .signals import SignalsConfig
+        from .signals.imported import apply_to_train, imported_judgments
+        scfg = SignalsConfig.from_dict({k: v for k, v in cfg.signals.items() if k.startswith("judge_import")})
+        hard, noisy, _, info = imported_judgments(ds, scfg)
+        ds = apply_to_train(ds, hard, noisy)
+        ds.meta["graph_import"] = info
+        _log.info(f"data: training on the imported G' ({info['source']}): {info['positives_noisy_dropped']:,} pairs "
+                  f"dropped, {info['negatives_hard_added']:,} added")
     return ds
+
+
+def paper_protocol(ds):
+    """The data set as the paper's protocol sees it: train = train + valid, and the split the
+    epoch is chosen on is the test split (``meta["protocol"] = "paper"``; test ranking then
+    masks the training items only)."""
+    import numpy as np
+    from .data.dataset import Interactions
+    if ds.meta.get("protocol") == "paper":
+        return ds
+    keys = np.union1d(ds.train.keys(ds.n_items), ds.valid.keys(ds.n_items))     # sorted, no duplicates
+    noise = None
+    if ds.train_noise is not None:       # injected-noise labels follow the training rows; valid rows are clean
+        lab = dict(zip(ds.train.keys(ds.n_items).tolist(), ds.train_noise.numpy().tolist()))
+        import torch
+        noise = torch.tensor([bool(lab.get(k, False)) for k in keys.tolist()], dtype=torch.bool)
+    meta = dict(ds.meta, protocol="paper", protocol_note=PAPER_PROTOCOL_NOTE)
+    return ds.replace(train=Interactions(keys // ds.n_items, keys % ds.n_items), valid=ds.test, train_noise=noise,
+                      meta=meta)
 
 
 def slice_users(ds, max_users: int):
@@ -61,7 +91,7 @@ def signals_for(cfg: RunConfig, ds, cache_dir: Optional[str], progress: bool = T
     # handed to the stage. Its seed is the data seed, so every training seed shares one set of
     # signals; it is cached on disk.
     bb = None
-    if scfg.judge != "none":
+    if scfg.judge not in ("none", "imported"):       # an imported G' needs no candidates
         bb = pretrain_backbone(ds, seed=cfg.data.noise_seed, cache_dir=cache_dir, device=cfg.train.device,
                                progress=progress)
     return S.prepare_signals(ds, scfg, backbone_embeddings=bb, cache_dir=cache_dir)

@@ -112,7 +112,9 @@ class Trainer:
         self.train_csr = interactions_csr(tu, ti, n_users, n_items)
         self.valid_csr = interactions_csr(dataset.valid.users, dataset.valid.items, n_users, n_items)
         self.test_csr = interactions_csr(dataset.test.users, dataset.test.items, n_users, n_items)
-        self.test_exclude = merge_csr([self.train_csr, self.valid_csr])
+        # under the paper's protocol the valid split IS the test split: test masks training items only
+        paper = dataset.meta.get("protocol") == "paper"
+        self.test_exclude = self.train_csr if paper else merge_csr([self.train_csr, self.valid_csr])
         self._sample_counts: Optional[Tensor] = None  # rejected, exhausted, filtered, fallbacks
         # progress of the run (all in the checkpoint)
         self.epoch = 0          # next epoch to run
@@ -377,7 +379,8 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
         res: Dict[str, Any] = {
             "method": self.cfg.method.name, "backbone": self.cfg.model.backbone,
-            "dataset": self.ds.name, "noise": self.cfg.data.noise, "seed": self.cfg.train.seed,
+            "dataset": self.ds.name, "protocol": self.ds.meta.get("protocol", "validated"),
+            **({"protocol_note": self.ds.meta["protocol_note"]} if "protocol_note" in self.ds.meta else {}), "noise": self.cfg.data.noise, "seed": self.cfg.train.seed,
             "best_epoch": self.best["epoch"], "epochs_run": self.epoch, "stopped_early": self.stopped_early,
             "valid": self.best["valid"],
             "test": self.evaluate("test") if evaluate_test else None,
@@ -387,6 +390,7 @@ class Trainer:
             "sampler": None if self._sample_counts is None else dict(zip(
                 ("rejected", "exhausted", "filtered", "llmhni_fallbacks"), self._sample_counts.tolist())),
             "signals": getattr(self.signals, "summary", None),
+            "graph_import": self.ds.meta.get("graph_import"),
             "data": {"n_users": self.n_users, "n_items": self.n_items, "train": len(self.ds.train),
                      "valid": len(self.ds.valid), "test": len(self.ds.test),
                      "injected_noise": int(self.ds.train_noise.sum()) if self.ds.train_noise is not None else 0},

@@ -7,7 +7,8 @@ from typing import Optional
 from .dataset import Dataset
 from .root import resolve_data_root
 
-DATASETS = ("ml-100k", "ml-1m", "lastfm", "lastfm-hetrec", "amazon-book", "synthetic")
+DATASETS = ("ml-100k", "ml-1m", "lastfm", "lastfm-hetrec", "amazon-book", "llard-amazon-book", "llard-yelp",
+            "synthetic")
 
 
 def load_dataset(name: str, data_root: Optional[str] = None, *, split=None, noise="none", seed: int = 0,
@@ -61,6 +62,11 @@ def _load_clean(name: str, data_root, *, split, seed: int, **options) -> Dataset
         if verify:        # after parsing: a truncated or altered copy of the published files is refused
             dl.verify_known(folder, list(dl.AMAZON_BOOK_SHA256), dl.AMAZON_BOOK_SHA256)
         return ds
+    if key in ("llard-amazon-book", "llard-yelp"):
+        from .llard import load_llard
+        if split is not None:
+            raise ValueError(f"{key} comes with a fixed split; split={split!r} is not supported")
+        return load_llard(key[len("llard-"):].replace("-", "_"), data_root, seed=seed, **options)
     if key == "lastfm-hetrec":
         from .lastfm import load_lastfm_hetrec
         if split is not None:
@@ -86,6 +92,9 @@ def _load_path(path: Path, *, split, noise, seed, **options) -> Dataset:
         if (path / "trn_mat.pkl").is_file():
             from .rlmrec import load_rlmrec_dir
             return load_rlmrec_dir(path, noise=noise, seed=seed, **options)
+        if (path / "traindata.npy").is_file():
+            from .llard import load_llard_dir
+            return load_llard_dir(path, seed=seed, **options)
         if (path / "train.txt").is_file():
             from .lightgcn_format import load_lightgcn_dir
             return load_lightgcn_dir(path, noise=noise, seed=seed, **options)
@@ -95,7 +104,7 @@ def _load_path(path: Path, *, split, noise, seed, **options) -> Dataset:
             if split is not None:
                 options["ratios"] = split
             return load_recbole_inter(path, noise=noise, seed=seed, **options)
-        raise ValueError(f"{path}: no known data format found (train.txt, trn_mat.pkl or *.inter)")
+        raise ValueError(f"{path}: no known data format found (train.txt, trn_mat.pkl, traindata.npy or *.inter)")
     if path.suffix == ".inter":
         from .recbole import load_recbole_inter
         if split is not None:

@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, get_type_hints
 from ..typed import coerce  # one set of type rules for every config
 
 ENCODERS = ("minilm", "sentence-transformers", "openai", "precomputed", "hashing", "interactions")
-JUDGES = ("local-lm", "openai-chat", "embedding", "oracle", "none")
+JUDGES = ("local-lm", "openai-chat", "embedding", "oracle", "imported", "none")
 #: prefixes of the settings that only the judging (logical relevance) reads
 JUDGE_KEYS = ("judge", "lm_", "cand_", "oracle_", "high_margin", "low_margin", "context_items", "signals_budget_s",
               "item_noun")
@@ -71,6 +71,13 @@ class SignalsConfig:
     oracle_accuracy: float = 0.8       #: judge "oracle" (ANALYSIS ONLY): share of verdicts that match the labels
     judge_model: Optional[str] = None  #: local-lm: a transformers path or a .gguf file (default: the bundled Gemma-3-270M)
     judge_url: Optional[str] = None    #: openai-chat: base URL, e.g. http://127.0.0.1:8000/v1
+    #: imported: the file holding an external G' (a LLaRD .npy, 'user item' or '+/- user item' lines), or
+    #: "llard" for the LLaRD G' of a llard-* data set (llmhni_ext/signals/imported.py)
+    judge_import: Optional[str] = None
+    judge_import_base: Optional[str] = None  #: imported: the graph a whole G' file was made from (default: see imported.py)
+    #: imported: an added pair that is a held-out (valid or test) pair: drop (never trained on) | keep (test pairs
+    #: are added, as the source's own training did; a validation pair never is)
+    judge_import_heldout: str = "drop"
     judge_api_key_env: str = "OPENAI_API_KEY"
     judge_concurrency: int = 4
     judge_timeout_s: float = 60.0
@@ -104,6 +111,10 @@ class SignalsConfig:
         need(self.encoder != "openai" or bool(self.encoder_url), "encoder 'openai' needs encoder_url")
         need(self.judge in JUDGES, f"judge must be one of {JUDGES}, got {self.judge!r}")
         need(self.judge != "openai-chat" or bool(self.judge_url), "judge 'openai-chat' needs judge_url")
+        need(self.judge != "imported" or bool(self.judge_import),
+             "judge 'imported' needs judge_import (a G' file, or 'llard' for a llard-* data set)")
+        need(self.judge_import_heldout in ("drop", "keep"),
+             f"judge_import_heldout must be drop or keep, got {self.judge_import_heldout!r}")
         for name in ("judge_answer_tries", "encoder_batch", "proj_dim", "proj_hidden", "proj_batch", "lm_batch",
                      "judge_concurrency", "lm_profile_tokens", "encoder_max_chars", "lm_users_per_batch"):
             need(int(getattr(self, name)) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")

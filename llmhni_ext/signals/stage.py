@@ -99,6 +99,14 @@ def _inputs_hash(ds, cfg: SignalsConfig) -> str:
             h.update(len(b).to_bytes(8, "little") + b)
     for a in (getattr(ds, "user_text_emb", None), getattr(ds, "item_text_emb", None)):
         h.update(b"none" if a is None else np.ascontiguousarray(a).tobytes())
+    if cfg.judge == "imported" and cfg.judge_import:          # the imported G' (and its base) by content
+        from ..data.download import sha256_of
+        from .imported import resolve_import
+        for part in resolve_import(cfg.judge_import, ds):
+            h.update(sha256_of(part).encode() if part is not None and os.path.isfile(part) else b"none")
+        h.update(str(ds.meta.get("protocol", "validated")).encode())    # which held-out pairs it may not add
+        for split in (ds.valid, ds.test):
+            h.update(np.ascontiguousarray(np.sort(split.keys(ds.n_items))).tobytes())
     if cfg.encoder == "precomputed" and cfg.encoder_path:
         from ..data.download import sha256_of
         for part in cfg.encoder_path.split(","):
@@ -231,7 +239,7 @@ def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = N
 
     # --- backbone first: its embeddings are part of the final cache key
     bb = None
-    if cfg.judge != "none" and backbone_embeddings is not None:
+    if cfg.judge not in ("none", "imported") and backbone_embeddings is not None:
         t0 = time.perf_counter()
         bb = _call_backbone(backbone_embeddings, ds)
         summary["backbone_seconds"] = time.perf_counter() - t0
@@ -283,6 +291,13 @@ def prepare_signals(dataset, cfg: Union[SignalsConfig, Dict[str, Any], None] = N
     judg: Dict[str, Any] = {}
     if cfg.judge == "none":
         summary["logical"] = {"skipped": "judge is 'none'"}
+    elif cfg.judge == "imported":
+        from .imported import imported_judgments
+        hard, noisy, judg, summary["logical"] = imported_judgments(ds, cfg)
+        lg = summary["logical"]
+        log(f"[signals] imported G' from {lg['source']}: drops {lg['positives_noisy_dropped']:,} training pairs, "
+            f"adds {lg['negatives_hard_added']:,} ({lg['added_in_test']:,} of the file's {lg['added']:,} additions "
+            f"are test pairs: {'added' if cfg.judge_import_heldout == 'keep' else 'not added'})")
     elif bb is None:
         summary["logical"] = {"skipped": "no backbone embeddings given"}
         log("[signals] no backbone embeddings: logical relevance skipped (no edges added or dropped)")
