@@ -388,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "identify.json (and hard_vs_noisy.png with ground truth) into --out.")
     _add_run_options(d)
     d.add_argument("--judges", default="embedding", help="comma-separated signals judges (default embedding; "
+                   "imported reports what the G' of signals.judge_import changed, also on data without labels; "
                    "local-lm is the bundled language model, oracle the analysis-only labels judge)")
     d.add_argument("--out", help="output folder (default runs/identify-<dataset>-noise<r>)")
     d.set_defaults(func=cmd_identify)

@@ -140,6 +140,28 @@ def judge_rules(judg: Dict[str, Any], index: Dict[Tuple[int, int], int], n: int,
     return out
 
 
+def imported_rule(sig, users: np.ndarray, items: np.ndarray, is_pos: np.ndarray,
+                  n_items: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flag, score, judged-mask) of an imported G' on the candidates: a positive is flagged
+    noisy when G' drops it, a non-interaction a false negative when G' adds it. G' says
+    something of every pair, so every candidate counts as judged."""
+    from .data.splitting import in_sorted
+    keys = users.astype(np.int64) * n_items + items
+
+    def key_set(e):
+        e = torch.as_tensor(e).long().reshape(2, -1)
+        return np.unique((e[0] * n_items + e[1]).numpy())
+    flag = np.where(is_pos, in_sorted(keys, key_set(sig.noisy_edges)), in_sorted(keys, key_set(sig.hard_edges)))
+    return flag, flag.astype(np.float64), np.ones(len(keys), dtype=bool)
+
+
+#: what the report says of an imported G' (from the signals summary)
+IMPORTED_KEYS = ("source", "sha256", "format", "base", "heldout_policy", "removed", "added", "removed_in_train",
+                 "removed_outside_train", "positives_noisy_dropped", "negatives_hard_added", "added_in_test",
+                 "added_in_valid_not_added", "added_in_heldout_fraction", "out_of_range_dropped",
+                 "duplicates_dropped", "removed_fraction_of_train", "added_per_item")
+
+
 def identification_report(ds, cfg: RunConfig, judges: Sequence[str], cache_dir: Optional[str],
                           log=print) -> Dict[str, Any]:
     """The report's document (see the module docstring); ``judges`` are signals judge names."""
@@ -157,7 +179,13 @@ def identification_report(ds, cfg: RunConfig, judges: Sequence[str], cache_dir: 
     users = np.asarray([p[0] for p in pairs], dtype=np.int64)
     items = np.asarray([p[1] for p in pairs], dtype=np.int64)
     is_pos = np.asarray([p[2] for p in pairs], dtype=bool)
-    label, source = pair_labels(ds, users, items, is_pos)
+    try:
+        label, source = pair_labels(ds, users, items, is_pos)
+    except ValueError as e:
+        if "imported" not in judges:
+            raise
+        label, source = None, ("no noise labels for the positives; held-out interactions as false negatives "
+                               "among the non-interactions")
     index = {(int(u), int(i)): k for k, (u, i) in enumerate(zip(users, items))}
     rules: Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {
         k: (f, s, np.ones(len(pairs), dtype=bool))
@@ -169,12 +197,22 @@ def identification_report(ds, cfg: RunConfig, judges: Sequence[str], cache_dir: 
         sig = signals_for(jcfg, ds, cache_dir, progress=cfg.train.progress)
         lg = sig.summary.get("logical", {})
         name = lg.get("judge", j) + (" (analysis only)" if lg.get("analysis_only") else "")
+        if j == "imported":
+            judge_info[name] = {k: lg.get(k) for k in IMPORTED_KEYS + ("note",)}
+            rules[f"(d) {name} G'"] = imported_rule(sig, users, items, is_pos, ds.n_items)
+            continue
         judge_info[name] = {k: lg.get(k) for k in ("users", "judged_pairs", "judgments_per_s", "budget", "note")}
         rules.update(judge_rules(sig.judgments, index, len(pairs), is_pos, name))
     common = np.logical_and.reduce([m for _, _, m in rules.values()])
     tables: Dict[str, List[Dict[str, Any]]] = {}
-    for task, sel in (("noisy positives vs clean-but-hard positives", is_pos),
-                      ("false negatives vs true negatives", ~is_pos)):
+    if label is None:                     # no noise labels: the non-interactions can still be scored
+        from .data.splitting import in_sorted
+        held = np.unique(np.concatenate([ds.valid.keys(ds.n_items), ds.test.keys(ds.n_items)]))
+        label = ~is_pos & in_sorted(users * ds.n_items + items, held)
+        tasks = (("false negatives vs true negatives", ~is_pos),)
+    else:
+        tasks = (("noisy positives vs clean-but-hard positives", is_pos), ("false negatives vs true negatives", ~is_pos))
+    for task, sel in tasks:
         rows = []
         mask = sel & common
         for rule, (flag, score, _) in rules.items():
@@ -190,9 +228,22 @@ def identification_report(ds, cfg: RunConfig, judges: Sequence[str], cache_dir: 
 
 def markdown(doc: Dict[str, Any]) -> str:
     f = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    pos = (f"{doc['noisy_positives']} of {doc['positives']} positives noisy, "
+           if any(t.startswith("noisy") for t in doc["tables"]) else f"{doc['positives']} positives unlabelled, ")
     out = [f"Identification on {doc['dataset']} ({doc['labels']}): {doc['pairs']} suspicious pairs judged by every "
-           f"rule ({doc['noisy_positives']} of {doc['positives']} positives noisy, {doc['false_negatives']} of "
-           f"{doc['non_interactions']} non-interactions false negatives).", ""]
+           f"rule ({pos}{doc['false_negatives']} of {doc['non_interactions']} non-interactions false negatives).", ""]
+    imp = doc["judges"].get("imported")
+    if imp:
+        per = imp.get("added_per_item") or {}
+        share = imp.get("added_in_heldout_fraction")
+        out += [f"**What the imported G' changed** ({imp['source']}, {imp['format']}; base: {imp['base']})", "",
+                "| removed | of them training pairs (dropped) | added | added to G' | added pairs in held-out data | "
+                "items receiving additions | most on one item | top-10 items' share |", "|---|---|---|---|---|---|---|---|",
+                f"| {imp['removed']:,} | {imp['removed_in_train']:,} | {imp['added']:,} | {imp['negatives_hard_added']:,} | "
+                f"{imp['added_in_test'] + imp['added_in_valid_not_added']:,} ({f(share)}; held-out policy "
+                f"{imp['heldout_policy']}) | {per.get('items', 0):,} | {per.get('max_per_item', 0)} | "
+                f"{f(per.get('top10_share'))} |", "",
+                f"Out-of-range rows dropped: {imp['out_of_range_dropped']}; duplicate rows: {imp['duplicates_dropped']}.", ""]
     for task, rows in doc["tables"].items():
         out += [f"**{task}**", "", "| rule | flagged | accuracy | precision | recall | F1 | AUC |",
                 "|---|---|---|---|---|---|---|"]

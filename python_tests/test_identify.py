@@ -46,3 +46,25 @@ def test_identify_command_on_the_synthetic_world(tmp_path, capsys):
     assert any("analysis only" in k for k in rows)
     assert (out / "identify.md").read_text().startswith("Identification on synthetic")
     assert "written:" in capsys.readouterr().out
+
+
+def test_identify_reports_an_imported_graph_on_unlabelled_data(tmp_path):
+    """Without noise labels the report still says what an imported G' changed and scores its
+    additions against the held-out interactions."""
+    from llmhni_ext.config import RunConfig
+    from llmhni_ext.identify import identification_report, markdown
+    ds = tiny_dataset()
+    tu, ti = ds.train.users.numpy(), ds.train.items.numpy()
+    vu, vi = ds.valid.users.numpy(), ds.valid.items.numpy()
+    lines = [f"- {u} {i}" for u, i in zip(tu[:5], ti[:5])] + [f"+ {u} {i}" for u, i in zip(vu[:2], vi[:2])]
+    (tmp_path / "g.tsv").write_text("\n".join(lines) + "\n")
+    cfg = RunConfig()
+    cfg.train.progress = False
+    cfg.signals = {"encoder": "interactions", "judge_import": str(tmp_path / "g.tsv")}
+    doc = identification_report(ds, cfg, ["imported"], str(tmp_path / "cache"))
+    imp = doc["judges"]["imported"]
+    assert imp["removed"] == 5 and imp["positives_noisy_dropped"] == 5
+    assert imp["added"] == 2 and imp["added_in_valid_not_added"] == 2 and imp["negatives_hard_added"] == 0
+    assert list(doc["tables"]) == ["false negatives vs true negatives"]
+    assert any(r["rule"] == "(d) imported G'" for r in doc["tables"]["false negatives vs true negatives"])
+    assert "What the imported G' changed" in markdown(doc) and "positives unlabelled" in markdown(doc)
