@@ -7,6 +7,8 @@ import os
 from collections import defaultdict
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .config import PAPER_PROTOCOL_NOTE
+
 METRICS = ("recall@20", "ndcg@20", "recall@10", "ndcg@10")
 
 
@@ -22,9 +24,19 @@ def _mean_std(xs: Sequence[float]) -> Tuple[float, float, int]:
 
 def method_label(r: Dict[str, Any]) -> str:
     """The method's name, marked with the judge when its signals came from the analysis-only
-    oracle (so that no table passes an oracle result off as a language-model one)."""
+    oracle (so that no table passes an oracle result off as a language-model one), with an
+    imported G' (its file), with a training graph imported by ``data.graph``, and with the
+    paper's test-selected protocol (so that no optimistic row passes for a validated one)."""
     lg = ((r.get("signals") or {}).get("logical") or {})
-    return f"{r['method']} [{lg.get('judge')}, analysis only]" if lg.get("analysis_only") else r["method"]
+    label = f"{r['method']} [{lg.get('judge')}, analysis only]" if lg.get("analysis_only") else r["method"]
+    if lg.get("judge") == "imported":
+        label += f" [G' imported: {os.path.basename(str(lg.get('source')))}]"
+    gi = r.get("graph_import") or {}
+    if gi:
+        label += f" [trained on imported G': {os.path.basename(str(gi.get('source')))}]"
+    if r.get("protocol") == "paper":
+        label += f" [paper protocol: {r.get('protocol_note', PAPER_PROTOCOL_NOTE)}]"
+    return label
 
 
 def summarize(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:

@@ -230,3 +230,14 @@ def test_llard_yelp_loads_with_a_carved_validation_split():
     assert len(ds.train) + len(ds.valid) == 222_099 and len(ds.test) == 55_436
     _, _, _, info = imported_judgments(ds, SignalsConfig(judge="imported", judge_import="llard"))
     assert info["out_of_range_dropped"] == 162 and info["added_in_test"] == 145
+
+
+def test_table_rows_say_how_they_were_made():
+    from llmhni_ext.compare import method_label
+    r = {"method": "dns", "protocol": "paper", "protocol_note": PAPER_PROTOCOL_NOTE,
+         "graph_import": {"source": "/x/rel_k/aug_traindata.npy"},
+         "signals": {"logical": {"judge": "imported", "source": "/y/g.tsv"}}}
+    label = method_label(r)
+    assert "G' imported: g.tsv" in label and "trained on imported G': aug_traindata.npy" in label
+    assert PAPER_PROTOCOL_NOTE in label
+    assert method_label({"method": "bpr", "protocol": "validated"}) == "bpr"
