@@ -25,12 +25,16 @@ most ``max_redraws`` times, after which the item is drawn exactly from the compl
 of the row by rank mapping, also counted). Randomness is Philox keyed by
 ``(seed, offset)``: the same call gives the same items on CPU and CUDA whatever the
 thread count; the offset advances by one per call (save it with :meth:`state_dict`).
+Without a ``seed`` the sampler draws one from torch's default generator, so
+``torch.manual_seed`` fixes its negatives as it fixes the rest of a training run.
 Sampling runs on the device of ``users`` and on the current CUDA stream.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
+
+import warnings
 
 import torch
 from torch import Tensor
@@ -72,10 +76,18 @@ class SampleInfo:
         return int(self.counts[3])
 
 
+def mix_seeds(a: int, b: int) -> int:
+    """One 62-bit seed from two (splitmix64's finaliser over their combination)."""
+    z = (int(a) * 0x9E3779B97F4A7C15 + int(b) + 0x632BE59BD9B4E019) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (z ^ (z >> 31)) & (2 ** 62 - 1)
+
+
 class NegativeSampler:
     """Negative sampler over a user -> item training graph (see the module docstring)."""
 
-    def __init__(self, users: Tensor, items: Tensor, n_users: int, n_items: int, *, seed: int = 0,
+    def __init__(self, users: Tensor, items: Tensor, n_users: int, n_items: int, *, seed: Optional[int] = None,
                  max_redraws: int = 64) -> None:
         users, items = torch.as_tensor(users), torch.as_tensor(items)
         if users.dim() != 1 or users.shape != items.shape:
@@ -95,29 +107,59 @@ class NegativeSampler:
 
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, num_users: int, num_items: Optional[int] = None, *,
-                        node_ids: bool = True, seed: int = 0, max_redraws: int = 64) -> "NegativeSampler":
-        """From a PyG-style bipartite ``edge_index`` [2, E] over ``num_users`` users then the
-        items (item ``j`` is node ``num_users + j``); edges may be stored in one or both
-        directions, user-user and item-item edges are ignored. With ``node_ids`` (default)
-        :meth:`sample` returns node ids (``num_users + j``), else item ids ``j``. Users are
-        node ids either way (users come first)."""
+                        items_first: bool = False, non_bipartite: str = "error", node_ids: bool = True,
+                        seed: Optional[int] = None, max_redraws: int = 64) -> "NegativeSampler":
+        """From a PyG-style bipartite ``edge_index`` [2, E] of a homogeneous graph whose nodes
+        are ``num_users`` users then ``num_items`` items (item ``j`` is node ``num_users + j``),
+        or, with ``items_first``, the items then the users (as PyG's
+        ``MovieLens100K().to_homogeneous()`` orders them: user ``u`` is node ``num_items + u``).
+        Edges may be stored in one or both directions.
+
+        ``num_items`` should be given: guessed from the largest node id, it misses items
+        without a training edge (a warning says so). An edge inside the user block or the
+        item block is an error (``non_bipartite="ignore"`` drops such edges, e.g. a social
+        graph's user-user edges); the message says when the other node order would fit.
+        With ``node_ids`` (default) :meth:`sample` takes and returns node ids, else user and
+        item ids. ``seed`` None follows ``torch.manual_seed``."""
         if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError("NegativeSampler.from_edge_index: edge_index must be a [2, E] tensor")
         if edge_index.dtype not in _ID_DTYPES:
             raise ValueError(f"NegativeSampler.from_edge_index: edge_index must be integer, got {edge_index.dtype}")
+        if non_bipartite not in ("error", "ignore"):
+            raise ValueError(f"NegativeSampler.from_edge_index: non_bipartite must be 'error' or 'ignore', "
+                             f"got {non_bipartite!r}")
         src, dst = edge_index[0].long(), edge_index[1].long()
         if num_items is None:
             num_items = (int(edge_index.max()) + 1 - num_users) if edge_index.numel() else 0
-        fwd = (src < num_users) & (dst >= num_users)
-        bwd = (dst < num_users) & (src >= num_users)
-        users = torch.cat([src[fwd], dst[bwd]])
-        items = torch.cat([dst[fwd], src[bwd]]) - num_users
+            warnings.warn(f"NegativeSampler.from_edge_index: num_items not given; guessed {num_items} from the largest "
+                          f"node id, which misses items without a training edge: pass num_items", stacklevel=2)
+        if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_users + num_items):
+            raise ValueError(f"NegativeSampler.from_edge_index: node ids must lie in [0, num_users + num_items = "
+                             f"{num_users + num_items}), got [{int(edge_index.min())}, {int(edge_index.max())}]")
+        first = num_items if items_first else num_users         # nodes below it form the first block
+
+        def in_block(b):
+            return int(((src < b) == (dst < b)).sum())
+        inside = in_block(first)
+        if inside and non_bipartite == "error":
+            other = num_users if items_first else num_items
+            hint = (f"; with {'users' if items_first else 'items'} first the graph is bipartite: pass "
+                    f"items_first={not items_first}" if in_block(other) == 0 else "")
+            raise ValueError(f"NegativeSampler.from_edge_index: {inside} of {src.numel()} edges join two "
+                             f"{'items' if items_first else 'users'} or two {'users' if items_first else 'items'} "
+                             f"under the node order {'items then users' if items_first else 'users then items'}"
+                             f"{hint} (non_bipartite='ignore' drops such edges on purpose)")
+        fwd, bwd = (src < first) & (dst >= first), (dst < first) & (src >= first)
+        a, b = torch.cat([src[fwd], dst[bwd]]), torch.cat([dst[fwd], src[bwd]]) - first
+        users, items = (b, a) if items_first else (a, b)
         self = cls(users, items, num_users, num_items, seed=seed, max_redraws=max_redraws)
-        self.item_id_offset = num_users if node_ids else 0
+        if node_ids:
+            self.item_id_offset = 0 if items_first else num_users
+            self.user_id_offset = num_items if items_first else 0
         return self
 
     @classmethod
-    def from_csr(cls, csr: CSR, *, seed: int = 0, max_redraws: int = 64) -> "NegativeSampler":
+    def from_csr(cls, csr: CSR, *, seed: Optional[int] = None, max_redraws: int = 64) -> "NegativeSampler":
         """From a user -> item :class:`CSR` with sorted, duplicate-free rows."""
         self = cls.__new__(cls)
         rp, c = csr.rowptr, csr.col
@@ -133,14 +175,16 @@ class NegativeSampler:
         self._init(csr, seed, max_redraws)
         return self
 
-    def _init(self, csr: CSR, seed: int, max_redraws: int) -> None:
+    def _init(self, csr: CSR, seed: Optional[int], max_redraws: int) -> None:
         self.csr = csr
         self.n_users, self.n_items = csr.n_rows, csr.n_cols
-        self.seed = int(seed)
+        #: None: drawn from torch's default generator, so torch.manual_seed fixes it
+        self.seed = int(torch.randint(0, 2 ** 62, ())) if seed is None else int(seed)
         self.offset = 0
         self.max_redraws = int(max_redraws)
         self._on: Dict[torch.device, Tuple[Tensor, Tensor]] = {}
         self.item_id_offset = 0        #: added to every returned id (from_edge_index: node ids)
+        self.user_id_offset = 0        #: subtracted from every user id given (from_edge_index, items first)
         self._cdf: Dict[Tuple[float, torch.device], Tensor] = {}
 
     # -- state -------------------------------------------------------------
@@ -229,8 +273,9 @@ class NegativeSampler:
         1 for uniform/popularity and 64 for dns/llmhni. ``candidates`` ([B, M] or
         [B, num_negatives, M]) replaces the random draw (used as given, no rejection).
         ``offset`` overrides this call's random offset without advancing the sampler.
-        Inside a DataLoader worker the automatic offset is interleaved by worker id
-        (``offset * num_workers + id``), so the workers' copies draw different negatives. With ``return_info`` also a
+        Inside a DataLoader worker the stream is keyed by the worker's seed as well (PyTorch draws
+        it anew for each worker and, unless workers persist, each epoch), so workers and epochs
+        draw fresh negatives, reproducibly under ``torch.manual_seed``. With ``return_info`` also a
         :class:`SampleInfo`.
         """
         if mode not in MODES:
@@ -249,6 +294,8 @@ class NegativeSampler:
                              f"of shape {tuple(users.shape)}")
         if users.dtype not in (torch.int32, torch.int64):
             users = users.long()
+        if self.user_id_offset:
+            users = users - self.user_id_offset                    # node ids -> user ids
         device = users.device
         if pos_items is not None:
             pos_items = torch.as_tensor(pos_items)
@@ -269,15 +316,19 @@ class NegativeSampler:
             candidates = candidates.contiguous()
         rowptr, col = self._graph_on(device)
         cdf = self.popularity_cdf(alpha, device) if mode == "popularity" and candidates is None else None
+        seed = self.seed
         if offset is None:
             offset = self.offset
             self.offset += 1
             worker = torch.utils.data.get_worker_info()
-            if worker is not None:   # each DataLoader worker holds a copy: give each its own offsets
-                offset = offset * worker.num_workers + worker.id
+            if worker is not None:
+                # each DataLoader worker holds a copy whose offset restarts whenever the workers are
+                # re-created (every epoch, unless persistent): key its stream by the worker's seed,
+                # which PyTorch draws anew per epoch and per worker from the loader's generator
+                seed = mix_seeds(self.seed, worker.seed)
         neg, scores, counts = _ops.sample_negatives(
             rowptr, col, users, self.n_items, mode, num_negatives, num_candidates, top_k, sim_threshold,
-            self.seed, offset, self.max_redraws, candidates, cdf, user_emb, item_emb, user_sem, item_sem,
+            seed, offset, self.max_redraws, candidates, cdf, user_emb, item_emb, user_sem, item_sem,
             False)   # the CSR was checked when this sampler was built (sorted rows, ids in range)
         if self.item_id_offset:
             neg = neg + self.item_id_offset
