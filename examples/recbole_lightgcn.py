@@ -6,7 +6,11 @@ dataloader) and the model class from ``lightgcn_class()`` (RecBole's LightGCN wh
 ``forward`` is the fused propagation). RecBole 1.2.1 needs numpy<2, scipy<1.13, pandas<3,
 setuptools<81 and, for its own checkpoints, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1:
 
-    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 python examples/recbole_lightgcn.py --data-path DIR --dataset ml-100k
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 python examples/recbole_lightgcn.py --data-path DIR --dataset ml-100k --seed 0
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 python examples/recbole_lightgcn.py --data-path DIR --dataset ml-100k --stock
+
+``--stock`` runs RecBole's own pipeline (its sampler and LightGCN) on the same settings, the
+peer for timings; ``--worker 2`` samples in two DataLoader workers (RecBole's ``worker``).
 """
 from __future__ import annotations
 
@@ -16,19 +20,26 @@ import os
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 
-def run(config, mode=None):
-    """Trains and tests RecBole's LightGCN with llmhni inside; returns RecBole's results."""
+def run(config, mode=None, stock: bool = False):
+    """Trains and tests RecBole's LightGCN with llmhni inside (``stock``: RecBole alone);
+    returns RecBole's results."""
     from recbole.data import create_dataset
+    from recbole.data import data_preparation as recbole_data_preparation
+    from recbole.model.general_recommender import LightGCN
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
     from llmhni_ext.integrations.recbole import data_preparation, lightgcn_class
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset, mode=mode)
-    model = lightgcn_class()(config, train_data.dataset).to(config["device"])
-    if mode in ("dns", "llmhni"):
-        train_data.sampler_of_llmhni.attach_model(model)
+    if stock:
+        train_data, valid_data, test_data = recbole_data_preparation(config, dataset)
+        model = LightGCN(config, train_data.dataset).to(config["device"])
+    else:
+        train_data, valid_data, test_data = data_preparation(config, dataset, mode=mode)
+        model = lightgcn_class()(config, train_data.dataset).to(config["device"])
+        if mode in ("dns", "llmhni"):
+            train_data.sampler_of_llmhni.attach_model(model)
     trainer = Trainer(config, model)
     best_valid, best_result = trainer.fit(train_data, valid_data, show_progress=config["show_progress"])
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
@@ -42,13 +53,17 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", default="ml-100k")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--mode", choices=["uniform", "dns"], default="uniform")
+    p.add_argument("--seed", type=int, default=2020, help="RecBole's seed (its default 2020)")
+    p.add_argument("--worker", type=int, default=0, help="DataLoader workers (RecBole's worker)")
+    p.add_argument("--stock", action="store_true", help="RecBole's own sampler and LightGCN (the peer)")
     args = p.parse_args(argv)
     config = Config(model="LightGCN", dataset=args.dataset,
                     config_dict={"data_path": args.data_path, "epochs": args.epochs, "use_gpu": False,
+                                 "seed": args.seed, "worker": args.worker,
                                  "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user",
                                                "mode": "full"},
                                  "metrics": ["Recall", "NDCG"], "topk": [20], "valid_metric": "Recall@20"})
-    res = run(config, mode=args.mode)
+    res = run(config, mode=args.mode, stock=args.stock)
     print(f"test Recall@20 {res['test_result']['recall@20']:.4f}  NDCG@20 {res['test_result']['ndcg@20']:.4f}")
     return 0
 

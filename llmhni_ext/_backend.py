@@ -100,7 +100,9 @@ def _try_jit() -> Optional[str]:
     try:
         from ._build_flags import DEFAULT_CUDA_ARCHS, cuda_include_dirs, default_cuda_home, flags
         default_cuda_home()
-        from torch.utils.cpp_extension import CUDA_HOME, load
+        from torch.utils.cpp_extension import CUDA_HOME, is_ninja_available, load
+        if not is_ninja_available():
+            return "the JIT fallback needs ninja, which is not installed (pip install ninja, or llmhni[jit])"
 
         from ._sources import read_sources
 

@@ -126,6 +126,8 @@ def test_recbole_example_runs(tmp_path):
     spec.loader.exec_module(mod)
     res = mod.run(_config(_atomic(tmp_path)))
     assert 0 <= res["test_result"]["recall@20"] <= 1
+    stock = mod.run(_config(str(tmp_path)), stock=True)          # RecBole alone, the peer arm
+    assert 0 <= stock["test_result"]["recall@20"] <= 1
     assert sys.modules.get("torch_geometric") is None or True
 
 
@@ -173,3 +175,47 @@ def test_llmhni_mode_uses_the_model_and_the_semantic_tables(toy):
     assert all(int(n) != 0 and (int(u), int(n)) not in pos for u, n in zip(np.tile(users, 2), neg))
     batch = next(iter(train_data))                           # RecBole's dataloader drives it as well
     assert len(batch[train_data.neg_item_id]) == len(batch[train_data.uid_field])
+
+
+def _negatives_by_epoch(train_data, epochs=2):
+    out = []
+    for _ in range(epochs):
+        out.append(torch.cat([b[train_data.neg_item_id] for b in train_data]).tolist())
+    return out
+
+
+@pytest.mark.parametrize("worker", [0, 2])
+def test_fresh_negatives_every_epoch_with_recbole_workers(tmp_path, worker):
+    """RecBole's ``worker: 2`` re-creates its DataLoader workers each epoch; the negatives must
+    still change from epoch to epoch (as RecBole's own sampler's do), and repeat for the seed."""
+    from recbole.data import create_dataset
+    from recbole.utils import init_seed
+
+    def run():
+        sub = tmp_path / f"r{len(list(tmp_path.iterdir()))}"
+        sub.mkdir()
+        config = _config(_atomic(sub), worker=worker)
+        init_seed(config["seed"], True)
+        train_data, _, _ = data_preparation(config, create_dataset(config))
+        return _negatives_by_epoch(train_data)
+    a = run()
+    same = np.mean(np.asarray(a[0]) == np.asarray(a[1]))
+    assert same < 0.05, f"{same:.1%} of epoch 1's negatives repeat epoch 0's"
+    assert run() == a
+
+
+def test_run_recbole_and_config_with_the_llmhni_class(tmp_path):
+    from recbole.config import Config
+
+    from llmhni_ext.integrations.recbole import run_recbole
+    data_path = _atomic(tmp_path)
+    cls = lightgcn_class()
+    assert cls is lightgcn_class() and cls.__qualname__.endswith("LLMHNILightGCN")
+    config = Config(model=cls, dataset="toy", config_dict={"data_path": data_path, "use_gpu": False})
+    assert config["n_layers"] == 2 and config["reg_weight"] == 1e-05 and config["embedding_size"] == 64  # LightGCN.yaml
+    extra = _config(data_path).final_config_dict
+    keep = {"data_path": data_path, **{k: extra[k] for k in ("epochs", "train_batch_size", "embedding_size", "n_layers", "seed",
+                                  "show_progress", "state", "checkpoint_dir", "train_neg_sample_args", "eval_args",
+                                  "metrics", "topk", "valid_metric", "use_gpu", "device", "load_col")}}
+    res = run_recbole(model="LightGCN", dataset="toy", config_dict=keep, saved=False)
+    assert 0 <= res["test_result"]["recall@20"] <= 1

@@ -1,7 +1,17 @@
 """llmhni inside RecBole (tested with RecBole 1.2.1): its sampler and its propagation.
 
 RecBole stays optional: it is imported only by the functions that need it. RecBole ids start
-at 1 (0 is padding in every table); llmhni keeps them as they are and never returns 0::
+at 1 (0 is padding in every table); llmhni keeps them as they are and never returns 0.
+
+RecBole's one-line entry point, with llmhni inside (same arguments and result as
+``recbole.quick_start.run_recbole``)::
+
+    from llmhni_ext.integrations.recbole import run_recbole
+    run_recbole(model="LightGCN", dataset="ml-100k", config_dict={"worker": 2})
+
+RecBole's own ``run_recbole`` cannot take llmhni: it looks the model up by name among
+RecBole's classes and builds RecBole's samplers. ``Config(model=lightgcn_class(), ...)``
+works (the class is named ``LightGCN``, so RecBole reads LightGCN's defaults). Step by step::
 
     from recbole.config import Config
     from recbole.data import create_dataset
@@ -33,7 +43,7 @@ from torch import Tensor
 from ..graph import CSR, propagate
 from ..sampling import NegativeSampler
 
-__all__ = ["RecBoleSampler", "data_preparation", "lightgcn_class", "csr_from_torch_sparse"]
+__all__ = ["RecBoleSampler", "data_preparation", "lightgcn_class", "csr_from_torch_sparse", "run_recbole"]
 
 
 class RecBoleSampler:
@@ -178,10 +188,18 @@ def csr_from_torch_sparse(m: Tensor) -> CSR:
     return CSR.from_scipy(sp.coo_matrix((m.values().numpy(), (rows, cols)), shape=tuple(m.shape)))
 
 
+_LIGHTGCN = None
+
+
 def lightgcn_class():
     """A subclass of RecBole's ``LightGCN`` whose ``forward`` is llmhni's fused propagation
     over the model's own ``norm_adj_matrix`` (the same operator, so the same embeddings up
-    to float summation order); everything else is RecBole's."""
+    to float summation order); everything else is RecBole's. Its ``__name__`` is
+    ``LightGCN``, so ``Config(model=lightgcn_class())`` reads LightGCN's default settings
+    (its ``__qualname__`` says ``LLMHNILightGCN``). The same class on every call."""
+    global _LIGHTGCN
+    if _LIGHTGCN is not None:
+        return _LIGHTGCN
     from recbole.model.general_recommender import LightGCN
 
     class LLMHNILightGCN(LightGCN):
@@ -194,4 +212,34 @@ def lightgcn_class():
             out = propagate(adj, self.get_ego_embeddings(), int(self.n_layers))
             return torch.split(out, [self.n_users, self.n_items])
 
+    LLMHNILightGCN.__name__ = "LightGCN"        # RecBole's Config finds the model's defaults by this name
+    _LIGHTGCN = LLMHNILightGCN
     return LLMHNILightGCN
+
+
+def run_recbole(model="LightGCN", dataset=None, config_file_list=None, config_dict=None, saved: bool = True,
+                *, mode: Optional[str] = None) -> Dict[str, Any]:
+    """``recbole.quick_start.run_recbole`` with llmhni inside: llmhni's sampler in the training
+    dataloader (``mode``: uniform/popularity as the config says, or dns / llmhni scored by the
+    model) and, for ``model="LightGCN"`` (or :func:`lightgcn_class`), the fused propagation;
+    any other RecBole model name keeps RecBole's model. Returns RecBole's result dict."""
+    from recbole.config import Config
+    from recbole.data import create_dataset
+    from recbole.utils import get_model, get_trainer, init_logger, init_seed
+    cls = model
+    if isinstance(model, str):
+        cls = lightgcn_class() if model == "LightGCN" else get_model(model)
+    config = Config(model=cls, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    data = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, data, mode=mode)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    net = cls(config, train_data._dataset).to(config["device"])
+    if train_data.sampler_of_llmhni.mode in ("dns", "llmhni"):
+        train_data.sampler_of_llmhni.attach_model(net)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    best_score, best_result = trainer.fit(train_data, valid_data, saved=saved, show_progress=config["show_progress"])
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    return {"best_valid_score": best_score, "valid_score_bigger": config["valid_metric_bigger"],
+            "best_valid_result": best_result, "test_result": test_result}
