@@ -35,6 +35,24 @@ class FakeOpenAI:
                     self.send_response(500)
                     self.end_headers()
                     return
+                if mode == "notjson":
+                    data = b'{"choices": [{"message": '
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                if mode.startswith("ratelimit"):       # /ratelimit-<seconds>: 429 once per prompt, then good
+                    key = json.dumps(body.get("messages"))
+                    if outer.seen.get(key, 0) == 0:
+                        outer.seen[key] = 1
+                        self.send_response(429)
+                        self.send_header("Retry-After", mode.split("-", 1)[1])
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    mode = "good"
                 if mode in ("unauthorized", "notfound"):
                     self.send_response(401 if mode == "unauthorized" else 404)
                     self.send_header("Content-Length", "0")
@@ -110,6 +128,79 @@ class FakeOpenAI:
 
     def url(self, mode: str) -> str:
         return f"http://127.0.0.1:{self.port}/{mode}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ChaosOpenAI:
+    """A chat endpoint on 127.0.0.1 that fails ``fail`` of its requests at random (seeded):
+    HTTP 500, HTTP 429 with Retry-After, a connection closed without an answer, or a slow
+    answer; the rest answer High (prompt mentions 'space') or Low. ``counts`` says what it did."""
+
+    def __init__(self, fail: float = 0.2, seed: int = 0, slow_s: float = 0.3, retry_after: str = "0.05") -> None:
+        import random
+        rng = random.Random(seed)
+        lock = threading.Lock()
+        self.counts = {"requests": 0, "answered": 0, "500": 0, "429": 0, "reset": 0, "slow": 0}
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(n) or b"{}")
+                with lock:
+                    outer.counts["requests"] += 1
+                    r = rng.random()
+                    what = None if r >= fail else ("500", "429", "reset", "slow")[int(r / fail * 4)]
+                    if what:
+                        outer.counts[what] += 1
+                if what == "500":
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if what == "429":
+                    self.send_response(429)
+                    self.send_header("Retry-After", retry_after)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if what == "reset":
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                if what == "slow":
+                    time.sleep(slow_s)
+                prompt = next(m["content"] for m in body["messages"] if m["role"] == "user")
+                data = json.dumps({"choices": [{"message": {"role": "assistant",
+                                                            "content": "High" if "space" in prompt else "Low"}}]}).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    with lock:
+                        outer.counts["answered"] += 1
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
 
     def close(self) -> None:
         self.server.shutdown()

@@ -383,3 +383,31 @@ def test_embedding_endpoint_per_token_vectors_are_mean_pooled_and_ragged_widths_
     np.testing.assert_allclose(out, [[5.0, 1.0, 1.0], [3.0, 0.5, 1.0]])
     with pytest.raises(RuntimeError, match="differ in width"):
         OpenAIEmbeddingEncoder(server.url("ragged"), "emb", retries=0).encode(["x", "y"])
+
+
+def test_endpoint_malformed_json_is_a_clear_permanent_failure(server):
+    from llmhni_ext.signals.endpoint import EndpointFailure
+    calls = server.calls
+    with pytest.raises(EndpointFailure, match="malformed answer") as e:
+        _post(server.url("notjson"))
+    assert e.value.permanent and server.calls == calls + 1
+
+
+def test_endpoint_honours_retry_after_within_a_bound(server, monkeypatch):
+    import time as _time
+
+    from llmhni_ext.signals import endpoint
+    t0 = _time.monotonic()
+    assert _post(server.url("ratelimit-0.4"), retries=1, backoff_s=0.01) == "High"
+    assert _time.monotonic() - t0 >= 0.4                               # waited as the server asked
+    monkeypatch.setattr(endpoint, "MAX_RETRY_AFTER_S", 0.2)
+    t0 = _time.monotonic()
+    assert _post(server.url("ratelimit-86400"), retries=1, backoff_s=0.01) == "High"
+    assert _time.monotonic() - t0 < 5                                  # a day's Retry-After is capped
+
+
+@pytest.mark.parametrize("value, secs", [("3", 3.0), ("0.5", 0.5), ("-4", 0.0), ("nan", 0.0), ("soon", 0.0),
+                                         (None, 0.0), ("99999999", 60.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)])
+def test_retry_after_values(value, secs):
+    from llmhni_ext.signals.endpoint import retry_after_s
+    assert retry_after_s(value) == secs

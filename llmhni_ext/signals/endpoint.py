@@ -7,7 +7,9 @@ What a hostile or broken server cannot do to it:
 * ``timeout_s`` bounds each whole try (connect, headers and body), not only each read,
   so a server that drips one byte at a time cannot hold a try forever;
 * answers larger than ``max_bytes`` are refused before they are fully read;
-* only transient failures are retried (transport errors, HTTP 408, 429 and 5xx);
+* only transient failures are retried (transport errors, HTTP 408, 429 and 5xx), after the
+  exponential backoff or the server's ``Retry-After`` (seconds or an HTTP date), whichever is
+  longer, but never more than ``MAX_RETRY_AFTER_S`` per wait;
   HTTP 401, 403, 404 and other client errors, redirects, oversized answers and answers
   that ``parse`` rejects fail at once (retrying cannot change them);
 * the API key is sent only in the header and never appears in an error message.
@@ -26,6 +28,28 @@ T = TypeVar("T")
 #: the largest answer read (a chat label or a batch of embeddings is far smaller)
 MAX_BYTES = 64 << 20
 _RETRY_STATUS = {408, 429}
+#: the longest wait a server's Retry-After can ask for (a hostile one could ask for a year)
+MAX_RETRY_AFTER_S = 60.0
+
+
+def retry_after_s(value: Optional[str]) -> float:
+    """Seconds a ``Retry-After`` header asks for (0 when absent or unreadable), capped."""
+    if not value:
+        return 0.0
+    value = value.strip()
+    try:
+        secs = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+        try:
+            import datetime
+            when = parsedate_to_datetime(value)
+            secs = (when - datetime.datetime.now(when.tzinfo or datetime.timezone.utc)).total_seconds()
+        except (TypeError, ValueError, OverflowError):
+            return 0.0
+    if secs != secs:          # NaN
+        return 0.0
+    return float(min(max(secs, 0.0), MAX_RETRY_AFTER_S))
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -73,6 +97,7 @@ def post_json(url: str, payload: Any, parse: Callable[[Any], T], *, api_key: str
         headers["Authorization"] = f"Bearer {api_key}"
     last: Optional[BaseException] = None
     for attempt in range(retries + 1):
+        wait = 0.0
         deadline = time.monotonic() + timeout_s
         try:
             req = urllib.request.Request(url, data=body, headers=headers, method="POST")
@@ -81,6 +106,7 @@ def post_json(url: str, payload: Any, parse: Callable[[Any], T], *, api_key: str
         except _Fatal as e:
             raise EndpointFailure(e, permanent=True) from None
         except urllib.error.HTTPError as e:
+            wait = retry_after_s(e.headers.get("Retry-After") if e.headers is not None else None)
             e.close()
             if e.code not in _RETRY_STATUS and e.code < 500:
                 raise EndpointFailure(_http_error(e), permanent=True) from None
@@ -95,7 +121,7 @@ def post_json(url: str, payload: Any, parse: Callable[[Any], T], *, api_key: str
                 raise EndpointFailure(ValueError(f"malformed answer ({type(e).__name__}: {e})"),
                                       permanent=True) from None
         if attempt < retries:
-            time.sleep(backoff_s * (2 ** attempt))
+            time.sleep(max(backoff_s * (2 ** attempt), wait))
     raise EndpointFailure(last)
 
 
