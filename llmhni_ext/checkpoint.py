@@ -30,10 +30,13 @@ def _atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None
         except FileExistsError:
             continue
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        except RuntimeError as e:       # torch.save reports a failed write as a RuntimeError
+            raise _write_error(e, folder, path) from None
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -41,6 +44,21 @@ def _atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None
         except OSError:
             pass
         raise
+
+
+def _write_error(e: BaseException, folder: str, path: str) -> OSError:
+    """An OSError (with the file's name) for a serializer's failed write: ENOSPC when the
+    file system is (nearly) full, else EIO, with the serializer's message."""
+    import errno
+    try:
+        st = os.statvfs(folder)
+        free = st.f_bavail * st.f_frsize
+    except (OSError, AttributeError):
+        free = None
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if free is not None and free < (1 << 20):
+        return OSError(errno.ENOSPC, f"No space left on device ({free} bytes free; {first})", path)
+    return OSError(errno.EIO, f"writing failed ({first})", path)
 
 
 def write_bytes(data: bytes, path: str) -> None:

@@ -414,6 +414,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"llmhni {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:          # a full or read-only output folder, a vanished file system
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"llmhni {args.command}: cannot read or write{where}: {e.strerror or e}; outputs written "
+              f"before are intact (every file is replaced atomically)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

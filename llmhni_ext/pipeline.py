@@ -137,15 +137,19 @@ def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: Union[bo
     ``"auto"`` (what ``compare`` does) continues silently when there is one. Per-epoch lines
     are logged only with ``train.progress``."""
     cfg = copy.deepcopy(cfg).validate()
-    ds = dataset if dataset is not None else load_run_dataset(cfg)
-    if needs_signals(cfg) and signals is None:
-        log(f"signals: preparing for {ds.name} (cached in {cache_dir or 'no cache'})")
-        signals = signals_for(cfg, ds, cache_dir, progress=cfg.train.progress)
     main = dist is None or dist.main
-    if out_dir is not None and main:            # one writer under torch.distributed: rank 0
-        os.makedirs(out_dir, exist_ok=True)
-        clean_stale_tmp(out_dir)                # left by a run killed while writing
-        dump_yaml(cfg, os.path.join(out_dir, "config.yaml"))
+    with OutputLock(out_dir if main else None):        # before anything slow: a second run fails at once
+        ds = dataset if dataset is not None else load_run_dataset(cfg)
+        if needs_signals(cfg) and signals is None:
+            log(f"signals: preparing for {ds.name} (cached in {cache_dir or 'no cache'})")
+            signals = signals_for(cfg, ds, cache_dir, progress=cfg.train.progress)
+        if out_dir is not None and main:            # one writer under torch.distributed: rank 0
+            clean_stale_tmp(out_dir)                # left by a run killed while writing
+            dump_yaml(cfg, os.path.join(out_dir, "config.yaml"))
+        return _train(cfg, ds, signals, out_dir, resume, handle_sigint, log, dist, main)
+
+
+def _train(cfg, ds, signals, out_dir, resume, handle_sigint, log, dist, main) -> Dict[str, Any]:
     tr = Trainer(cfg, ds, signals=signals, out_dir=out_dir, dist=dist)
     if resume:
         if tr.resume():
@@ -162,6 +166,45 @@ def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: Union[bo
         log(msg)
         sys.stdout.flush()
     return tr.fit(on_epoch=on_epoch, handle_sigint=handle_sigint)
+
+
+class OutputLock:
+    """Holds ``<out>/.llmhni.lock`` (an exclusive ``flock``) while a run writes ``out``: a second
+    run on the same folder is refused at once, naming the first one's process id. The lock goes
+    with the process (also when it is killed), so a stale lock file never blocks a later run."""
+
+    def __init__(self, out_dir: Optional[str]) -> None:
+        self.out_dir, self._fh = out_dir, None
+
+    def __enter__(self) -> "OutputLock":
+        if self.out_dir is None:
+            return self
+        os.makedirs(self.out_dir, exist_ok=True)
+        path = os.path.join(self.out_dir, ".llmhni.lock")
+        self._fh = open(path, "a+", encoding="utf-8")
+        try:
+            import fcntl
+        except ImportError:           # not POSIX: no lock (documented)
+            return self
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.seek(0)
+            who = self._fh.read().strip() or "unknown"
+            self._fh.close()
+            self._fh = None
+            raise RuntimeError(f"{self.out_dir} is being written by another llmhni run (process {who}); wait for "
+                               f"it, or give this run another --out") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(str(os.getpid()))
+        self._fh.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fh is not None:
+            self._fh.close()          # closing releases the flock
+            self._fh = None
 
 
 def evaluate_checkpoint(path: str, splits=("valid", "test"), data_root: Optional[str] = None,
@@ -182,5 +225,5 @@ def evaluate_checkpoint(path: str, splits=("valid", "test"), data_root: Optional
     cache = cache_dir or cache_root()
     signals = signals_for(cfg, ds, cache, progress=False) if needs_signals(cfg) else None
     tr = Trainer(cfg, ds, signals=signals)
-    tr.model.load_state_dict(st["model"])
+    tr.load_model_state(st["model"], path)
     return {s: tr.evaluate(s) for s in splits}

@@ -237,8 +237,20 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(), "sample_counts": self._sample_counts,
                 "method_state": self.method.state_dict()}
 
-    def load_state_dict(self, st: Dict[str, Any]) -> None:
-        self.model.load_state_dict(st["model"])
+    def load_model_state(self, state: Dict[str, Tensor], source: str) -> None:
+        """The model's weights from a checkpoint, or a clear error naming ``source`` when the
+        checkpoint's tensors do not fit this configuration (other sizes, a foreign file)."""
+        try:
+            self.model.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            detail = "; ".join(lines[1:4] if len(lines) > 1 else lines[:1])
+            raise ValueError(f"{source}: its model weights do not fit this configuration ({self.cfg.model.backbone}, "
+                             f"{self.n_users} users, {self.n_items} items, dim {self.cfg.model.dim}, "
+                             f"{self.cfg.model.layers} layers): {detail}") from None
+
+    def load_state_dict(self, st: Dict[str, Any], source: str = "checkpoint") -> None:
+        self.load_model_state(st["model"], source)
         self.opt.load_state_dict(st["optimizer"])
         self.epoch, self.step = st["epoch"], st["step"]
         self.partial = None if st["partial"] is None else EpochStats(**st["partial"])
@@ -268,7 +280,10 @@ class Trainer:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise ValueError(f"cannot resume from {p}: it was written with a different configuration "
                              f"({', '.join(diff[:5])}); use another --out or drop --resume")
-        self.load_state_dict(st)
+        try:
+            self.load_state_dict(st, source=f"cannot resume from {p}")
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"cannot resume from {p}: not a complete llmhni checkpoint ({type(e).__name__}: {e})") from None
         return True
 
     def _interrupted(self) -> bool:
@@ -282,20 +297,22 @@ class Trainer:
             handle_sigint: bool = False) -> Dict[str, Any]:
         """Train until ``train.epochs`` or early stopping; returns the results document.
 
-        With ``handle_sigint``, Ctrl-C finishes the current step, saves the checkpoint and
-        raises :class:`Interrupted` (a second Ctrl-C stops at once)."""
-        old_handler = None
+        With ``handle_sigint``, Ctrl-C (SIGINT) or SIGTERM (a scheduler's stop, ``kill``)
+        finishes the current step, saves the checkpoint and raises :class:`Interrupted` (a
+        second signal stops at once)."""
+        old_handlers = {}
         if handle_sigint:
-            def _on_sigint(signum, frame):  # noqa: ARG001
+            def _on_signal(signum, frame):  # noqa: ARG001
                 if self._interrupt:
                     raise KeyboardInterrupt
                 self._interrupt = True
-            old_handler = signal.signal(signal.SIGINT, _on_sigint)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old_handlers[sig] = signal.signal(sig, _on_signal)
         try:
             self._loop(on_epoch)
         finally:
-            if handle_sigint:
-                signal.signal(signal.SIGINT, old_handler)
+            for sig, old in old_handlers.items():
+                signal.signal(sig, old)
         return self.finish(evaluate_test)
 
     def _loop(self, on_epoch) -> None:
