@@ -118,3 +118,18 @@ def test_protocol_resplits():
     assert ds.train.pairs().tolist() == [[0, 0], [1, 1]]                   # the caller's data set is untouched
     with pytest.raises(ValueError, match="unknown protocol"):
         pr.resplit(ds, "nope")
+
+
+def test_llard_table_groups_seeds_and_labels_the_paper_protocol(tmp_path, capsys):
+    mod = _load("llard_table")
+    for proto, row, seed, r in (("validated", "dns-qwen", 0, 0.14), ("validated", "dns-qwen", 1, 0.16),
+                                ("paper", "llmhni-qwen", 0, 0.18), ("validated", "yelp-dns", 0, 0.13)):
+        d = tmp_path / proto / f"{row}-s{seed}"
+        d.mkdir(parents=True)
+        (d / "results.json").write_text(json.dumps({"test": {"recall@20": r, "ndcg@10": r / 2, "ndcg@20": r / 1.5},
+                                                    "best_epoch": 5}))
+    assert mod.main(["--runs", str(tmp_path), "--out", str(tmp_path / "t.md")]) == 0
+    t = (tmp_path / "t.md").read_text()
+    assert "| Amazon-book | validated | dns-qwen | 2 | 0.1500 ± 0.0141 |" in t
+    assert "| Amazon-book | paper (test-selected, optimistic) | llmhni-qwen | 1 | 0.1800 |" in t and "0.2040 / 0.1168" in t
+    assert "| Yelp | validated | dns | 1 | 0.1300 |" in t

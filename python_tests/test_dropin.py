@@ -173,3 +173,21 @@ def test_propagation_accepts_sparse_inputs():
         model.get_embedding(to_torch_coo_tensor(ei, torch.rand(ei.shape[1]), size=nu + ni))
     with pytest.raises(TypeError, match="SparseTensor"):
         model.get_embedding([[0, 1], [1, 0]])
+
+
+def test_propagation_reads_a_sparsetensor_by_its_coo():
+    """torch_sparse may be absent: a stand-in with SparseTensor's name and ``coo()`` (row =
+    target, col = source, as PyG's adj_t) takes the same path."""
+    from llmhni_ext.integrations.pyg import edge_index_of_input
+
+    class SparseTensor:
+        def __init__(self, row, col, value=None):
+            self._c = (row, col, value)
+
+        def coo(self):
+            return self._c
+    ei = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    got = edge_index_of_input(SparseTensor(ei[1], ei[0]))
+    assert torch.equal(got, ei)
+    with pytest.raises(ValueError, match="weighted"):
+        edge_index_of_input(SparseTensor(ei[1], ei[0], torch.tensor([1.0, 2.0, 1.0])))
