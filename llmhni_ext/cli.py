@@ -403,6 +403,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args._argv = list(sys.argv[1:] if argv is None else argv)
+    if getattr(args, "no_progress", False):
+        # third-party bars too (transformers' "Loading weights", the hub's downloads): tqdm reads
+        # TQDM_DISABLE for every bar it draws
+        os.environ["TQDM_DISABLE"] = "1"
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

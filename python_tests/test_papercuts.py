@@ -165,3 +165,17 @@ def test_negatives_avoid_the_edges_the_denoised_graph_adds():
     assert tr.method.graph is tr.method.Gp
     neg = tr.sampler.sample(hu.repeat(50), mode="uniform")
     assert not any((int(u), int(n)) in set(hard) for u, n in zip(hu.repeat(50), neg))
+
+
+def test_no_progress_silences_third_party_bars(tmp_path):
+    """--no-progress also stops transformers' 'Loading weights' bar (the bundled encoder)."""
+    import subprocess
+    import sys
+    pytest.importorskip("sentence_transformers")
+    cmd = [sys.executable, "-m", "llmhni_ext.cli", "train", "--dataset", "synthetic", "--method", "llmhni-wo-denoise",
+           "--epochs", "1", "--dim", "8", "--layers", "1", "--threads", "1", "--no-progress",
+           "--set", "signals.encoder=minilm", "--set", "data.max_users=40",
+           "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "r")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Loading weights" not in r.stderr and "\r" not in r.stderr, r.stderr[-2000:]
