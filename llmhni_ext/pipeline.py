@@ -139,20 +139,24 @@ def run_training(cfg: RunConfig, out_dir: Optional[str] = None, resume: Union[bo
     cfg = copy.deepcopy(cfg).validate()
     main = dist is None or dist.main
     with OutputLock(out_dir if main else None):        # before anything slow: a second run fails at once
-        ds = dataset if dataset is not None else load_run_dataset(cfg)
+        state = None
+        ckpt = os.path.join(out_dir, "checkpoint.pt") if out_dir is not None else None
+        if resume and ckpt and os.path.isfile(ckpt):
+            state = load_checkpoint(ckpt)               # a crafted or damaged checkpoint stops the run here,
+        ds = dataset if dataset is not None else load_run_dataset(cfg)   # before the data and the signals
         if needs_signals(cfg) and signals is None:
             log(f"signals: preparing for {ds.name} (cached in {cache_dir or 'no cache'})")
             signals = signals_for(cfg, ds, cache_dir, progress=cfg.train.progress)
         if out_dir is not None and main:            # one writer under torch.distributed: rank 0
             clean_stale_tmp(out_dir)                # left by a run killed while writing
             dump_yaml(cfg, os.path.join(out_dir, "config.yaml"))
-        return _train(cfg, ds, signals, out_dir, resume, handle_sigint, log, dist, main)
+        return _train(cfg, ds, signals, out_dir, resume, handle_sigint, log, dist, main, state)
 
 
-def _train(cfg, ds, signals, out_dir, resume, handle_sigint, log, dist, main) -> Dict[str, Any]:
+def _train(cfg, ds, signals, out_dir, resume, handle_sigint, log, dist, main, state=None) -> Dict[str, Any]:
     tr = Trainer(cfg, ds, signals=signals, out_dir=out_dir, dist=dist)
     if resume:
-        if tr.resume():
+        if tr.resume(state):
             log(f"resumed from {out_dir}/checkpoint.pt at epoch {tr.epoch + 1}, step {tr.step}")
         elif resume != "auto":
             log(f"--resume: no checkpoint in {out_dir}, starting from scratch")

@@ -269,12 +269,13 @@ class Trainer:
         save_checkpoint(self.state_dict(), self._path("checkpoint.pt"))
         write_text("".join(json.dumps(h) + "\n" for h in self.history), self._path("metrics.jsonl"))
 
-    def resume(self) -> bool:
-        """Load ``checkpoint.pt`` from the output folder; False when there is none."""
+    def resume(self, state: Optional[Dict[str, Any]] = None) -> bool:
+        """Load ``checkpoint.pt`` from the output folder (or ``state``, that file already read);
+        False when there is none."""
         p = self._path("checkpoint.pt")
         if p is None or not os.path.isfile(p):
             return False
-        st = load_checkpoint(p, map_location=self.device)
+        st = load_checkpoint(p, map_location=self.device) if state is None else state
         mine, theirs = trajectory_settings(self.cfg.to_dict()), trajectory_settings(st["config"])
         if mine != theirs:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))

@@ -117,9 +117,14 @@ def test_evaluate_and_resume_refuse_crafted_checkpoints(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     _evil_checkpoint(out / "checkpoint.pt", marker)
+    # LLMHNI (the default method) prepares signals first: the checkpoint is refused before that
+    # (the fast judge and encoder only make a regression of that order cheap to see)
     rc = cli.main(["train", "--dataset", "synthetic", "--dim", "8", "--layers", "1", "--epochs", "1",
-                   "--no-progress", "--out", str(out), "--resume"])
-    assert rc == 1 and "refusing to unpickle" in capsys.readouterr().err
+                   "--no-progress", "--out", str(out), "--resume", "--cache-dir", str(tmp_path / "cache"),
+                   "--set", "signals.judge=embedding", "--set", "signals.encoder=hashing"])
+    cap = capsys.readouterr()
+    assert rc == 1 and "refusing to unpickle" in cap.err
+    assert "signals: preparing" not in cap.out and not (tmp_path / "cache").exists()
     assert not marker.exists()
 
 
