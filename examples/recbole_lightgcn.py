@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
@@ -41,9 +42,12 @@ def run(config, mode=None, stock: bool = False):
         if mode in ("dns", "llmhni"):
             train_data.sampler_of_llmhni.attach_model(model)
     trainer = Trainer(config, model)
+    t0 = time.perf_counter()
     best_valid, best_result = trainer.fit(train_data, valid_data, show_progress=config["show_progress"])
+    fit_s = time.perf_counter() - t0
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
-    return {"best_valid_score": best_valid, "valid_result": dict(best_result), "test_result": dict(test_result)}
+    return {"best_valid_score": best_valid, "valid_result": dict(best_result), "test_result": dict(test_result),
+            "fit_seconds": fit_s}
 
 
 def main(argv=None) -> int:
@@ -64,7 +68,8 @@ def main(argv=None) -> int:
                                                "mode": "full"},
                                  "metrics": ["Recall", "NDCG"], "topk": [20], "valid_metric": "Recall@20"})
     res = run(config, mode=args.mode, stock=args.stock)
-    print(f"test Recall@20 {res['test_result']['recall@20']:.4f}  NDCG@20 {res['test_result']['ndcg@20']:.4f}")
+    print(f"test Recall@20 {res['test_result']['recall@20']:.4f}  NDCG@20 {res['test_result']['ndcg@20']:.4f}  "
+          f"({res['fit_seconds'] / args.epochs:.2f} s per epoch of training and validation)")
     return 0
 
 
