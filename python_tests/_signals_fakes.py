@@ -8,6 +8,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def _serve(obj, handler) -> None:
+    """Serve ``handler`` on 127.0.0.1 (a free port) in a daemon thread; sets obj.server/port/thread."""
+    obj.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    obj.server.daemon_threads = True
+    obj.port = obj.server.server_address[1]
+    obj.thread = threading.Thread(target=obj.server.serve_forever, daemon=True)
+    obj.thread.start()
+
+
 class FakeOpenAI:
     """OpenAI-compatible endpoints on 127.0.0.1. The first path segment picks the behaviour:
     /good (answers High when the prompt mentions 'space', else Low), /bad (nonsense),
@@ -120,11 +129,7 @@ class FakeOpenAI:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        _serve(self, H)
 
     def url(self, mode: str) -> str:
         return f"http://127.0.0.1:{self.port}/{mode}/v1"
@@ -193,18 +198,12 @@ class ChaosOpenAI:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        _serve(self, H)
 
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    close = FakeOpenAI.close
 
 
 def dead_url() -> str:

@@ -75,7 +75,8 @@ def test_bad_config_is_a_clear_error(tmp_path, capsys):
         cli.main(["train", "--method", "nonsense"])
 
 
-def test_ctrl_c_saves_and_resume_matches(tmp_path, monkeypatch):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])      # Ctrl-C; a scheduler's stop
+def test_ctrl_c_saves_and_resume_matches(tmp_path, monkeypatch, signum):
     args = [*QUICK, "--method", "bpr", "--epochs", "3", "--batch-size", "512"]
     a = str(tmp_path / "a")
     assert cli.main(["train", *args, "--out", a]) == 0
@@ -87,7 +88,7 @@ def test_ctrl_c_saves_and_resume_matches(tmp_path, monkeypatch):
         out = orig(self, epoch, s)
         calls["n"] += 1
         if calls["n"] == 5:
-            os.kill(os.getpid(), signal.SIGINT)   # a real Ctrl-C, mid-epoch
+            os.kill(os.getpid(), signum)          # a real signal, mid-epoch
         return out
     monkeypatch.setattr(Trainer, "train_step", step)
     assert cli.main(["train", *args, "--out", b]) == cli.EXIT_INTERRUPTED

@@ -1,5 +1,6 @@
-"""Runs under hostile conditions: checkpoints that do not fit, two runs on one folder, SIGTERM
-and --resume, nonsense epoch and batch settings, and a full or read-only output folder."""
+"""Runs under hostile conditions: checkpoints that do not fit, two runs on one folder, nonsense
+epoch and batch settings, and a full or read-only output folder (SIGTERM and --resume:
+test_cli_train.py)."""
 import json
 import os
 import signal
@@ -11,7 +12,6 @@ import torch
 
 from llmhni_ext import cli
 from llmhni_ext.pipeline import OutputLock
-from llmhni_ext.train import Trainer
 
 QUICK = ["--dataset", "synthetic", "--method", "bpr", "--dim", "8", "--layers", "1", "--no-progress",
          "--batch-size", "512"]
@@ -61,29 +61,6 @@ def test_a_second_process_is_refused_while_a_run_holds_the_folder(tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
-
-
-def test_sigterm_saves_and_resume_matches(tmp_path, monkeypatch):
-    args = [*QUICK, "--epochs", "3"]
-    a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    assert cli.main(["train", *args, "--out", a]) == 0
-    orig = Trainer.train_step
-    calls = {"n": 0}
-
-    def step(self, epoch, s):
-        out = orig(self, epoch, s)
-        calls["n"] += 1
-        if calls["n"] == 5:
-            os.kill(os.getpid(), signal.SIGTERM)                   # a scheduler's stop, mid-epoch
-        return out
-    monkeypatch.setattr(Trainer, "train_step", step)
-    assert cli.main(["train", *args, "--out", b]) == cli.EXIT_INTERRUPTED
-    assert os.path.isfile(os.path.join(b, "checkpoint.pt")) and not os.path.isfile(os.path.join(b, "results.json"))
-    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None) or callable(signal.getsignal(signal.SIGTERM))
-    monkeypatch.setattr(Trainer, "train_step", orig)
-    assert cli.main(["train", *args, "--out", b, "--resume"]) == 0
-    ra, rb = (json.load(open(os.path.join(d, "results.json"))) for d in (a, b))
-    assert ra["test"] == rb["test"] and ra["best_epoch"] == rb["best_epoch"]
 
 
 @pytest.mark.parametrize("flags, msg", [
