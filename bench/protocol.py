@@ -24,7 +24,6 @@ import json
 import os
 import sys
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,9 +34,8 @@ from llmhni_ext.compare import _mean_std  # noqa: E402
 from llmhni_ext.checkpoint import load_checkpoint  # noqa: E402
 from llmhni_ext.config import apply_overrides, from_dict, load_with_overrides, parse_set  # noqa: E402
 from llmhni_ext.typed import ConfigError  # noqa: E402
-from llmhni_ext.data.dataset import Interactions  # noqa: E402
 from llmhni_ext.evaluate import DEFAULT_KS, full_ranking, interactions_csr, merge_csr  # noqa: E402
-from llmhni_ext.pipeline import load_run_dataset, needs_signals, run_training, signals_for  # noqa: E402
+from llmhni_ext.pipeline import load_run_dataset, needs_signals, paper_protocol, run_training, signals_for  # noqa: E402
 from llmhni_ext.train import Trainer  # noqa: E402
 
 PROTOCOLS = ("valid", "test-select", "train+valid")
@@ -50,10 +48,8 @@ def resplit(ds, protocol: str):
         return ds
     if protocol == "test-select":
         return ds.replace(valid=ds.test)
-    if protocol == "train+valid":
-        keys = np.union1d(ds.train.keys(ds.n_items), ds.valid.keys(ds.n_items))     # sorted, no duplicates
-        train = Interactions(keys // ds.n_items, keys % ds.n_items)
-        return ds.replace(train=train, valid=ds.test, name=ds.name + "+valid")
+    if protocol == "train+valid":      # llmhni's data.protocol=paper, under its own name (its own caches)
+        return paper_protocol(ds).replace(name=ds.name + "+valid")
     raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
 
 
