@@ -49,9 +49,10 @@ def paper_protocol(ds):
     keys = np.union1d(ds.train.keys(ds.n_items), ds.valid.keys(ds.n_items))     # sorted, no duplicates
     noise = None
     if ds.train_noise is not None:       # injected-noise labels follow the training rows; valid rows are clean
-        lab = dict(zip(ds.train.keys(ds.n_items).tolist(), ds.train_noise.numpy().tolist()))
         import torch
-        noise = torch.tensor([bool(lab.get(k, False)) for k in keys.tolist()], dtype=torch.bool)
+        from .data.splitting import in_sorted
+        noisy = np.unique(ds.train.keys(ds.n_items)[ds.train_noise.numpy().astype(bool)])
+        noise = torch.from_numpy(in_sorted(keys, noisy))
     meta = dict(ds.meta, protocol="paper", protocol_note=PAPER_PROTOCOL_NOTE)
     return ds.replace(train=Interactions(keys // ds.n_items, keys % ds.n_items), valid=ds.test, train_noise=noise,
                       meta=meta)

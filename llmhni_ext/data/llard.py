@@ -26,13 +26,13 @@ Names for :func:`llmhni_ext.data.load_dataset`:
 from __future__ import annotations
 
 import io
-import pickle
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .dataset import DataError, Dataset, Interactions
+from .rlmrec import AllowListUnpickler
 from .splitting import drop_seen, in_sorted, per_user_holdout
 
 #: sha256 of the files as LLaRD publishes them (commit 936fe15), checked on load
@@ -65,18 +65,9 @@ def _allowed() -> Dict[Tuple[str, str], Any]:
     return out
 
 
-class _UserListUnpickler(pickle.Unpickler):
-    _allowed: Optional[Dict[Tuple[str, str], Any]] = None
-
-    def find_class(self, module: str, name: str):
-        if _UserListUnpickler._allowed is None:
-            _UserListUnpickler._allowed = _allowed()
-        try:
-            return _UserListUnpickler._allowed[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"refusing to load {module}.{name}: a LLaRD .npy file may hold only a NumPy object array "
-                f"of a dict int -> list of int") from None
+class _UserListUnpickler(AllowListUnpickler):
+    allowed = staticmethod(_allowed)
+    refusal = "a LLaRD .npy file may hold only a NumPy object array of a dict int -> list of int"
 
 
 def read_user_lists(path) -> Dict[int, List[int]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -69,20 +69,28 @@ def _allowed_globals() -> Dict[Tuple[str, str], Any]:
     return out
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    """Admits exactly :func:`_allowed_globals` (no other class or function, so no code runs)."""
-    _allowed: Optional[Dict[Tuple[str, str], Any]] = None
+class AllowListUnpickler(pickle.Unpickler):
+    """Admits exactly the globals ``allowed()`` returns (built once per subclass) and nothing
+    else, so no other class or function is ever called; a refusal says ``refusal``."""
+    allowed: Callable[[], Dict[Tuple[str, str], Any]]
+    refusal = ""
+    _table: Optional[Dict[Tuple[str, str], Any]] = None
 
     def find_class(self, module: str, name: str):
-        if _SafeUnpickler._allowed is None:
-            _SafeUnpickler._allowed = _allowed_globals()
+        cls = type(self)
+        if cls.__dict__.get("_table") is None:
+            cls._table = cls.allowed()
         try:
-            return _SafeUnpickler._allowed[(module, name)]
+            return cls._table[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
-                f"refusing to load {module}.{name}: only scipy sparse matrices (coo/csr/csc), NumPy arrays and "
-                f"plain containers are allowed in an untrusted pickle (pass trusted=True only for files you "
-                f"made yourself)") from None
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: {cls.refusal}") from None
+
+
+class _SafeUnpickler(AllowListUnpickler):
+    """Admits exactly :func:`_allowed_globals`."""
+    allowed = staticmethod(_allowed_globals)
+    refusal = ("only scipy sparse matrices (coo/csr/csc), NumPy arrays and plain containers are allowed in an "
+               "untrusted pickle (pass trusted=True only for files you made yourself)")
 
 
 def load_pickle(path, trusted: bool = False) -> Any:

@@ -62,12 +62,12 @@ def resolve_import(spec: str, ds) -> Tuple[Path, Optional[Path]]:
 
 
 def _keys_of_pairs(u: np.ndarray, i: np.ndarray, n_users: int, n_items: int, counts: Dict[str, int], tag: str) -> np.ndarray:
-    ok = (u >= 0) & (u < n_users) & (i >= 0) & (i < n_items)
-    counts[f"{tag}out_of_range_dropped"] = counts.get(f"{tag}out_of_range_dropped", 0) + int((~ok).sum())
-    keys = u[ok].astype(np.int64) * np.int64(n_items) + i[ok].astype(np.int64)
-    uniq = np.unique(keys)
-    counts[f"{tag}duplicates_dropped"] = counts.get(f"{tag}duplicates_dropped", 0) + int(len(keys) - len(uniq))
-    return uniq
+    """Sorted unique keys of the in-range pairs; what was dropped is added to ``counts``."""
+    from ..data.llard import clip_pairs
+    us, its, c = clip_pairs(u, i, n_users, n_items)
+    for what in ("out_of_range", "duplicates"):
+        counts[f"{tag}{what}_dropped"] = counts.get(f"{tag}{what}_dropped", 0) + c[what]
+    return us * np.int64(n_items) + its
 
 
 def read_edge_file(path, n_users: int, n_items: int) -> Dict[str, Any]:
