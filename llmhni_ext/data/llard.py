@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -216,9 +216,10 @@ def compare_with_split(llard: Dataset, train_keys: np.ndarray, valid_keys: np.nd
 
 
 def load_llard(key: str, data_root=None, *, seed: int = 0, verify: bool = True, valid_ratio: float = 0.25,
-               **options) -> Dataset:
+               rlmrec: Optional[Callable[[], Dataset]] = None, **options) -> Dataset:
     """``llard-amazon-book`` (``key="amazon_book"``) or ``llard-yelp`` (``key="yelp"``); see the
-    module docstring."""
+    module docstring. ``rlmrec`` loads RLMRec's Amazon-book (which LLaRD's ids are checked
+    against and whose split is returned); :func:`llmhni_ext.data.load_dataset` passes it."""
     folder = _folder_of(data_root, key)
     if verify:
         _verify(folder, key)
@@ -226,9 +227,11 @@ def load_llard(key: str, data_root=None, *, seed: int = 0, verify: bool = True, 
     name = "llard-" + key.replace("_", "-")
     if key != "amazon_book":
         return load_llard_dir(folder, name=name, n_users=n_users, n_items=n_items, valid_ratio=valid_ratio, seed=seed)
-    from .loaders import load_dataset
+    if rlmrec is None:
+        raise ValueError("load_llard('amazon_book') needs rlmrec=, the loader of RLMRec's Amazon-book: "
+                         "load it with llmhni_ext.data.load_dataset('llard-amazon-book')")
     llard = load_llard_dir(folder, name=name, n_users=n_users, n_items=n_items, valid_ratio=0.0, seed=seed)
-    ab = load_dataset("amazon-book", data_root, verify=verify, **options)
+    ab = rlmrec()
     if (ab.n_users, ab.n_items) != (n_users, n_items):
         raise DataError(folder, f"RLMRec's Amazon-book has {ab.n_users} users / {ab.n_items} items, LLaRD's "
                                 f"{n_users} / {n_items}")

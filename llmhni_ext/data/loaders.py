@@ -66,7 +66,11 @@ def _load_clean(name: str, data_root, *, split, seed: int, **options) -> Dataset
         from .llard import load_llard
         if split is not None:
             raise ValueError(f"{key} comes with a fixed split; split={split!r} is not supported")
-        return load_llard(key[len("llard-"):].replace("-", "_"), data_root, seed=seed, **options)
+        verify = options.get("verify", True)
+        return load_llard(key[len("llard-"):].replace("-", "_"), data_root, seed=seed,
+                          rlmrec=lambda: load_dataset("amazon-book", data_root, verify=verify,
+                                                      **{k: v for k, v in options.items() if k != "verify"}),
+                          **options)
     if key == "lastfm-hetrec":
         from .lastfm import load_lastfm_hetrec
         if split is not None:
