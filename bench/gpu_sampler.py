@@ -18,6 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sampler as S  # noqa: E402
+from llmhni_ext.sampling import SamplerSpec  # noqa: E402
 
 
 def time_ms(fn, device, repeats=20, warmup=3):
@@ -41,12 +42,13 @@ def main() -> None:
     g = torch.Generator().manual_seed(1)
     batch = users[torch.randint(0, users.numel(), (args.batch,), generator=g)].to(dev)
     M, K = args.candidates, args.top_k
-    llm = lambda: sampler.sample(batch, mode="llmhni", num_candidates=M, top_k=K, offset=0, **emb)  # noqa: E731
+    llm = lambda: sampler.sample(batch, spec=SamplerSpec.llmhni(emb["user_sem"], emb["item_sem"], M, K), offset=0,
+                                 user_emb=emb["user_emb"], item_emb=emb["item_emb"])  # noqa: E731
     t = {
         "sampler uniform (fused)": time_ms(lambda: sampler.sample(batch, offset=0), dev, args.repeats),
         "sampler llmhni (fused)": time_ms(llm, dev, args.repeats),
-        "sampler dns (fused)": time_ms(lambda: sampler.sample(batch, mode="dns", num_candidates=M, offset=0,
-                                                              **emb), dev, args.repeats),
+        "sampler dns (fused)": time_ms(lambda: sampler.sample(batch, spec=SamplerSpec.dns(M), offset=0,
+                                                              user_emb=emb["user_emb"], item_emb=emb["item_emb"]), dev, args.repeats),
         "sampler llmhni (torch, straightforward)": time_ms(
             lambda: peers.torch_llmhni(batch, emb["user_emb"], emb["item_emb"], emb["user_sem"], emb["item_sem"],
                                        M, K), dev, args.repeats),
@@ -67,7 +69,8 @@ def main() -> None:
     if dev.type == "cuda":  # CPU and CUDA give the same samples for the same seed and offset
         cpu_emb = {k: v.cpu() for k, v in emb.items()}
         a = llm().cpu()
-        b = sampler.sample(batch.cpu(), mode="llmhni", num_candidates=M, top_k=K, offset=0, **cpu_emb)
+        b = sampler.sample(batch.cpu(), spec=SamplerSpec.llmhni(cpu_emb["user_sem"], cpu_emb["item_sem"], M, K),
+                           offset=0, user_emb=cpu_emb["user_emb"], item_emb=cpu_emb["item_emb"])
         print(f"| sampler llmhni CPU == CUDA | {'yes' if torch.equal(a, b) else 'NO'} | |")
 
 

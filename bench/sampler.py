@@ -34,7 +34,7 @@ warnings.simplefilter("ignore")
 
 import graphs  # noqa: E402
 from llmhni_ext import _backend  # noqa: E402
-from llmhni_ext.sampling import NegativeSampler  # noqa: E402
+from llmhni_ext.sampling import NegativeSampler, SamplerSpec  # noqa: E402
 
 
 class Peers:
@@ -128,10 +128,10 @@ def main() -> None:
         "llmhni uniform": lambda: sampler.sample(batch),
         "python loop (SELFRec/LightGCN)": lambda: peers.python_loop(batch),
         "torch rejection (searchsorted)": lambda: peers.torch_rejection(batch),
-        "llmhni llmhni": lambda: sampler.sample(batch, mode="llmhni", num_candidates=M, top_k=K, **emb),
+        "llmhni llmhni": lambda: sampler.sample(batch, spec=SamplerSpec.llmhni(emb["user_sem"], emb["item_sem"], M, K), user_emb=emb["user_emb"], item_emb=emb["item_emb"]),
         "torch llmhni (straightforward)": lambda: peers.torch_llmhni(
             batch, emb["user_emb"], emb["item_emb"], emb["user_sem"], emb["item_sem"], M, K),
-        "llmhni dns": lambda: sampler.sample(batch, mode="dns", num_candidates=M, **emb),
+        "llmhni dns": lambda: sampler.sample(batch, spec=SamplerSpec.dns(M), user_emb=emb["user_emb"], item_emb=emb["item_emb"]),
     }
     t = {k: graphs.timeit(f, args.repeats) for k, f in fns.items()}
     c = {k: timeit_cpu(f, args.repeats) for k, f in fns.items()}

@@ -12,6 +12,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sampler as S  # noqa: E402
+from llmhni_ext.sampling import SamplerSpec  # noqa: E402
 
 BATCH, M, K = 2048, 64, 8
 
@@ -42,7 +43,7 @@ def test_uniform_torch_rejection(benchmark, world):
 
 def test_llmhni_fused(benchmark, world):
     batch, emb, sampler, _ = world
-    benchmark(lambda: sampler.sample(batch, mode="llmhni", num_candidates=M, top_k=K, **emb))
+    benchmark(lambda: sampler.sample(batch, spec=SamplerSpec.llmhni(emb["user_sem"], emb["item_sem"], M, K), user_emb=emb["user_emb"], item_emb=emb["item_emb"]))
 
 
 def test_llmhni_torch(benchmark, world):
@@ -53,4 +54,4 @@ def test_llmhni_torch(benchmark, world):
 
 def test_dns_fused(benchmark, world):
     batch, emb, sampler, _ = world
-    benchmark(lambda: sampler.sample(batch, mode="dns", num_candidates=M, **emb))
+    benchmark(lambda: sampler.sample(batch, spec=SamplerSpec.dns(M), user_emb=emb["user_emb"], item_emb=emb["item_emb"]))

@@ -12,7 +12,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from llmhni_ext.sampling import NegativeSampler
+from llmhni_ext.sampling import NegativeSampler, SamplerSpec
 
 
 def normalized_adj(users, items, n_users, n_items):
@@ -50,7 +50,8 @@ def train(users, items, n_users, n_items, epochs=10, batch_size=2048, dim=64, lr
     adj = normalized_adj(users, items, n_users, n_items).to(device)
     model = LightGCN(n_users, n_items, dim).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sampler = NegativeSampler(users, items, n_users, n_items, seed=seed)   # <- the only llmhni line
+    sampler = NegativeSampler(users, items, n_users, n_items, seed=seed)   # <- the llmhni lines
+    hardest = SamplerSpec.dns(num_candidates=32)
     losses = []
     for _ in range(epochs):
         perm = torch.randperm(users.numel(), device=device)
@@ -59,7 +60,7 @@ def train(users, items, n_users, n_items, epochs=10, batch_size=2048, dim=64, lr
             u, p = users[idx], items[idx]
             eu, ei = model(adj)
             if mode == "dns":  # hardest of 32 candidates under the current model
-                n = sampler.sample(u, p, mode="dns", user_emb=eu.detach(), item_emb=ei.detach(), num_candidates=32)
+                n = sampler.sample(u, p, spec=hardest, user_emb=eu.detach(), item_emb=ei.detach())
             else:
                 n = sampler.sample(u, p)
             pos, neg = (eu[u] * ei[p]).sum(1), (eu[u] * ei[n]).sum(1)

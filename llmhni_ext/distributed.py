@@ -92,6 +92,63 @@ class Dist:
         return torch.cat([parts[r][: sizes[r]] for r in range(self.world)])
 
 
+class SingleProcess:
+    """How a training step spreads over processes: here, one. The loop asks its strategy for the
+    rows this process computes ``L_rec`` and ``L_reg`` on (:meth:`shard`), for the objective
+    (:meth:`objective`), and to sum gradients and logged values over the ranks; it never asks
+    whether it is distributed."""
+
+    def __init__(self, dist: Optional[Dist] = None) -> None:
+        self.dist = dist or Dist()
+
+    def shard(self, users: Tensor, pos: Tensor, neg: Tensor, couples_rows: bool) -> Tuple[Tensor, Tensor, Tensor, float]:
+        """The batch rows this process scores and their share of the batch mean."""
+        return users, pos, neg, 1.0
+
+    def objective(self, l_rec: Tensor, l_reg: Tensor, terms: Dict[str, Tuple[float, Tensor]],
+                  share: float) -> Tuple[Tensor, List[Tensor]]:
+        """``L = L_rec + sum_k lambda_k L_k + L_reg`` and its logged parts ``[L_rec, L_reg, lambda_k L_k...]``."""
+        from .losses import objective
+        return objective(l_rec, terms) + l_reg, [l_rec, l_reg, *[w * t for w, t in terms.values()]]
+
+    def all_reduce_grads(self, params: Iterable[torch.nn.Parameter]) -> None:
+        """Nothing to sum in one process."""
+
+    def all_reduce_(self, t: Tensor) -> Tensor:
+        return t
+
+
+class DataParallel(SingleProcess):
+    """Data parallel over ``dist.world`` ranks (the module docstring): a rank scores its
+    contiguous shard of the batch for the terms that are means over rows, and the whole batch,
+    weighted 1/world, for what couples the batch's rows; gradients are summed over the ranks
+    before the optimiser step, so they are one process's up to the order of the sums."""
+
+    def shard(self, users: Tensor, pos: Tensor, neg: Tensor, couples_rows: bool) -> Tuple[Tensor, Tensor, Tensor, float]:
+        if couples_rows:
+            return users, pos, neg, 1.0 / self.dist.world
+        batch = users.numel()
+        lo, hi = self.dist.block(batch)
+        return users[lo:hi], pos[lo:hi], neg[lo:hi], (hi - lo) / max(batch, 1)
+
+    def objective(self, l_rec: Tensor, l_reg: Tensor, terms: Dict[str, Tuple[float, Tensor]],
+                  share: float) -> Tuple[Tensor, List[Tensor]]:
+        world = self.dist.world
+        parts = [share * l_rec, share * l_reg, *[(w / world) * t for w, t in terms.values()]]
+        return sum(parts[1:], parts[0]), parts
+
+    def all_reduce_grads(self, params: Iterable[torch.nn.Parameter]) -> None:
+        self.dist.all_reduce_grads(params)
+
+    def all_reduce_(self, t: Tensor) -> Tensor:
+        return self.dist.all_reduce_(t)
+
+
+def step_strategy(dist: Dist) -> SingleProcess:
+    """The training step's strategy for this process group."""
+    return DataParallel(dist) if dist.active else SingleProcess(dist)
+
+
 def from_env(device: torch.device, timeout_s: float = 300.0) -> Dist:
     """The process group torchrun describes in the environment (RANK, WORLD_SIZE, MASTER_ADDR,
     MASTER_PORT); a single process when WORLD_SIZE is absent or 1."""

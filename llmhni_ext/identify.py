@@ -167,8 +167,8 @@ def identification_report(ds, cfg: RunConfig, judges: Sequence[str], cache_dir: 
     """The report's document (see the module docstring); ``judges`` are signals judge names."""
     from .pipeline import pretrain_backbone, signals_for
     from .signals.candidates import propose_candidates
-    from .signals.config import SignalsConfig
-    scfg = SignalsConfig.from_dict(dict(cfg.signals))
+    cfg = copy.deepcopy(cfg).validate()      # the caller's object is never changed
+    scfg = cfg.signals
     bb = pretrain_backbone(ds, seed=cfg.data.noise_seed, cache_dir=cache_dir, device=cfg.train.device,
                            progress=cfg.train.progress)
     cands = propose_candidates(bb[0], bb[1], ds.user_positives("train"), n_pos=scfg.cand_pos_per_user,
@@ -193,7 +193,7 @@ def identification_report(ds, cfg: RunConfig, judges: Sequence[str], cache_dir: 
     judge_info = {}
     for j in judges:
         jcfg = copy.deepcopy(cfg)
-        jcfg.signals = {**cfg.signals, "judge": j}
+        jcfg.signals = cfg.signals.replace(judge=j)
         sig = signals_for(jcfg, ds, cache_dir, progress=cfg.train.progress)
         lg = sig.summary.get("logical", {})
         name = lg.get("judge", j) + (" (analysis only)" if lg.get("analysis_only") else "")

@@ -2,12 +2,12 @@
 
 Notation: ``s(u, i) = <z_u, z_i>`` is the backbone's score, ``e^(0)`` the layer-0 (ego)
 embeddings, ``B`` the batch, ``tau`` a temperature and ``cos`` cosine similarity.
-LLMHNI's objective is ``L = L_rec + lambda_1 * L_de + lambda_2 * L_hal``
-(:func:`llmhni_objective`).
+Every method's objective is ``L = L_rec + sum_k lambda_k L_k`` (:func:`objective`); LLMHNI's
+is ``L = L_rec + lambda_1 * L_de + lambda_2 * L_hal``.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -84,15 +84,6 @@ def objective(l_rec: Tensor, terms: Dict[str, Tuple[float, Tensor]]) -> Tensor:
     for weight, term in terms.values():
         total = total + weight * term
     return total
-
-
-def llmhni_objective(l_rec: Tensor, l_de: Optional[Tensor], l_hal: Optional[Tensor],
-                     lambda_de: float, lambda_hal: float) -> Tensor:
-    """LLMHNI's training objective.
-
-    ``L = L_rec + lambda_1 * L_de + lambda_2 * L_hal``  (a missing term, as in the ablations, is 0)."""
-    terms = {k: (w, t) for k, w, t in (("de", lambda_de, l_de), ("hal", lambda_hal, l_hal)) if t is not None}
-    return objective(l_rec, terms)
 
 
 def _bce_terms(pos_scores: Tensor, neg_scores: Tensor) -> Tensor:

@@ -29,7 +29,8 @@ def load_run_dataset(cfg: RunConfig):
     if cfg.data.graph == "imported":
         from .signals import SignalsConfig
         from .signals.imported import apply_to_train, imported_judgments
-        scfg = SignalsConfig.from_dict({k: v for k, v in cfg.signals.items() if k.startswith("judge_import")})
+        # only the import settings: the encoder's and judge's do not change the imported graph
+        scfg = SignalsConfig(**{k: v for k, v in cfg.signals.to_dict().items() if k.startswith("judge_import")})
         hard, noisy, _, info = imported_judgments(ds, scfg)
         ds = apply_to_train(ds, hard, noisy)
         ds.meta["graph_import"] = info
@@ -84,10 +85,10 @@ def signals_for(cfg: RunConfig, ds, cache_dir: Optional[str], progress: bool = T
     """The signals stage's output for a method that needs it (semantic embeddings, judged
     edges). A method that needs only the profile embeddings ("texts") skips the judge."""
     from . import signals as S  # the signals stage pulls in the text encoders
-    opts = dict(cfg.signals)
+    cfg = copy.deepcopy(cfg).validate()      # also reads a cfg.signals that was set as a mapping
+    scfg = cfg.signals.replace(progress=bool(progress and cfg.signals.progress))
     if _methods.get(cfg.method.name).needs_signals == "texts":
-        opts["judge"] = "none"
-    scfg = S.SignalsConfig(**{**opts, "progress": bool(progress and opts.get("progress", True))})
+        scfg = scfg.replace(judge="none")
     # The backbone that proposes the suspicious pairs is trained first, and its embeddings are
     # handed to the stage. Its seed is the data seed, so every training seed shares one set of
     # signals; it is cached on disk.

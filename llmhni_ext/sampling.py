@@ -5,9 +5,14 @@ It needs nothing else from llmhni: build it from (user, item) interaction tensor
 
     sampler = NegativeSampler(train_users, train_items, n_users, n_items, seed=0)
     neg = sampler.sample(batch_users)                                   # uniform
-    neg = sampler.sample(batch_users, mode="dns", user_emb=eu, item_emb=ei)
-    neg = sampler.sample(batch_users, mode="llmhni", user_emb=eu, item_emb=ei,
-                         user_sem=su, item_sem=si, num_candidates=64, top_k=8)
+    dns = SamplerSpec.dns(num_candidates=64)
+    neg = sampler.sample(batch_users, spec=dns, user_emb=eu, item_emb=ei)
+    hard = SamplerSpec.llmhni(user_sem=su, item_sem=si, num_candidates=64, top_k=8)
+    neg = sampler.sample(batch_users, spec=hard, user_emb=eu, item_emb=ei)
+
+A :class:`SamplerSpec` says how negatives are drawn (the mode and its settings, and the
+fixed semantic tables of ``llmhni``); it is built once per run. A call passes the batch and
+what changes every step: the scoring embeddings, fixed candidates, the random offset.
 
 Every returned item is a non-positive of its user in the training graph. Modes:
 
@@ -31,8 +36,8 @@ Sampling runs on the device of ``users`` and on the current CUDA stream.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import warnings
 
@@ -74,6 +79,66 @@ class SampleInfo:
     @property
     def fallbacks(self) -> int:
         return int(self.counts[3])
+
+
+@dataclass(frozen=True, eq=False)
+class SamplerSpec:
+    """How :meth:`NegativeSampler.sample` draws negatives: fixed for a run, given to every call.
+
+    ``mode``: uniform | popularity | dns | llmhni (see the module docstring).
+    ``num_negatives`` per user; ``num_candidates`` M drawn per negative (None: 1 for uniform and
+    popularity, 64 for dns and llmhni); llmhni keeps the ``top_k`` best-scored candidates and
+    never picks one more similar to the user than ``sim_threshold``; popularity draws with
+    p(j) ~ degree(j)^``alpha``. ``user_sem`` / ``item_sem``: the semantic tables of llmhni.
+    ``user_offset`` / ``item_offset``: where user ``u`` / item ``i`` sit in the tables given
+    (row ``offset + u``; a padding row 0 as in RecBole: ``item_offset=1``; PyG's one node table:
+    ``user_offset=0, item_offset=n_users``). ``score_fn(users [B], items [B, N, M]) -> [B, N, M]``
+    makes dns score candidates with your model instead of dot products."""
+
+    mode: str = "uniform"
+    num_negatives: int = 1
+    num_candidates: Optional[int] = None
+    top_k: int = 8
+    sim_threshold: float = 0.9
+    alpha: float = 0.75
+    user_sem: Optional[Tensor] = None
+    item_sem: Optional[Tensor] = None
+    user_offset: Optional[int] = None
+    item_offset: Optional[int] = None
+    score_fn: Optional[Callable[[Tensor, Tensor], Tensor]] = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"SamplerSpec: mode must be one of {MODES}, got {self.mode!r}")
+        # counts, thresholds and tables are checked by the op (llmhni_ext.ops.sampler), in one place
+        if self.score_fn is not None and self.mode != "dns":
+            raise ValueError(f"SamplerSpec: score_fn goes with mode 'dns', got {self.mode!r}")
+
+    @classmethod
+    def uniform(cls, num_negatives: int = 1) -> "SamplerSpec":
+        return cls("uniform", num_negatives)
+
+    @classmethod
+    def popularity(cls, alpha: float = 0.75, num_negatives: int = 1) -> "SamplerSpec":
+        return cls("popularity", num_negatives, alpha=alpha)
+
+    @classmethod
+    def dns(cls, num_candidates: int = 64, num_negatives: int = 1, **kw: Any) -> "SamplerSpec":
+        return cls("dns", num_negatives, num_candidates, **kw)
+
+    @classmethod
+    def llmhni(cls, user_sem: Tensor, item_sem: Tensor, num_candidates: int = 64, top_k: int = 8,
+               sim_threshold: float = 0.9, num_negatives: int = 1, **kw: Any) -> "SamplerSpec":
+        return cls("llmhni", num_negatives, num_candidates, top_k, sim_threshold, user_sem=user_sem,
+                   item_sem=item_sem, **kw)
+
+    def replace(self, **changes: Any) -> "SamplerSpec":
+        return replace(self, **changes)
+
+
+#: the keyword form of NegativeSampler.sample before SamplerSpec (deprecated; one release)
+_SPEC_KEYWORDS = ("mode", "num_negatives", "num_candidates", "top_k", "sim_threshold", "alpha", "user_sem",
+                  "item_sem", "user_offset", "item_offset", "score_fn")
 
 
 def mix_seeds(a: int, b: int) -> int:
@@ -229,64 +294,76 @@ class NegativeSampler:
         t = t[offset:offset + rows]
         return t.float() if t.dtype == torch.float64 else t
 
-    def _sample_scored_by(self, score_fn, users, pos_items, num_negatives, num_candidates, offset, return_info,
-                          mode):
-        if mode != "dns":
-            raise ValueError(f"NegativeSampler.sample: score_fn goes with mode 'dns', got {mode!r}")
-        M = 64 if num_candidates is None else int(num_candidates)
-        cand = self.sample(users, pos_items, num_negatives=num_negatives * M, offset=offset, return_info=return_info)
+    def _sample_scored_by(self, spec: "SamplerSpec", users, pos_items, offset, return_info):
+        M = 64 if spec.num_candidates is None else int(spec.num_candidates)
+        N = spec.num_negatives
+        cand = self.sample(users, pos_items, SamplerSpec.uniform(N * M), offset=offset, return_info=return_info)
         cand, info = cand if return_info else (cand, None)
-        cand = cand.reshape(users.shape[0], num_negatives, M)
-        scores = score_fn(torch.as_tensor(users).long(), cand)
+        cand = cand.reshape(users.shape[0], N, M)
+        scores = spec.score_fn(torch.as_tensor(users).long(), cand)
         if not isinstance(scores, Tensor) or scores.shape != cand.shape:
             raise ValueError(f"NegativeSampler.sample: score_fn must return scores of shape {tuple(cand.shape)}, "
                              f"got {getattr(scores, 'shape', type(scores))}")
         best = torch.nan_to_num(scores.float(), nan=float("-inf")).argmax(-1, keepdim=True)
         neg = cand.gather(-1, best).squeeze(-1)
-        neg = neg.squeeze(1) if num_negatives == 1 else neg
+        neg = neg.squeeze(1) if N == 1 else neg
         if not return_info:
             return neg
         return neg, SampleInfo(scores.gather(-1, best).squeeze(-1), info.counts)
 
+    @staticmethod
+    def _spec_of(spec: Optional["SamplerSpec"], keywords: Dict[str, Any]) -> "SamplerSpec":
+        """The call's spec; the keyword form (``mode=..., top_k=...``) still works, with a warning."""
+        if not keywords:
+            if spec is not None and not isinstance(spec, SamplerSpec):
+                raise TypeError(f"NegativeSampler.sample: spec must be a SamplerSpec, got {type(spec).__name__}")
+            return spec or SamplerSpec()
+        unknown = sorted(set(keywords) - set(_SPEC_KEYWORDS))
+        if unknown:
+            raise TypeError(f"NegativeSampler.sample() got an unexpected keyword argument {unknown[0]!r}")
+        if spec is not None:
+            raise TypeError(f"NegativeSampler.sample: pass either spec or the keyword form, not both "
+                            f"(got spec and {', '.join(sorted(keywords))})")
+        warnings.warn(f"NegativeSampler.sample({', '.join(f'{k}=' for k in sorted(keywords))}...) is deprecated and "
+                      f"will be removed in the next release: pass spec=SamplerSpec(...) "
+                      f"(e.g. SamplerSpec.dns(num_candidates=64)) and the per-call tensors",
+                      FutureWarning, stacklevel=3)
+        try:
+            return SamplerSpec(**keywords)
+        except ValueError as e:
+            raise ValueError(str(e).replace("SamplerSpec:", "NegativeSampler.sample:")) from None
 
-    def sample(self, users: Tensor, pos_items: Optional[Tensor] = None, *, mode: str = "uniform",
-               num_negatives: int = 1, num_candidates: Optional[int] = None, user_emb: Optional[Tensor] = None,
-               item_emb: Optional[Tensor] = None, user_sem: Optional[Tensor] = None,
-               item_sem: Optional[Tensor] = None, top_k: int = 8, sim_threshold: float = 0.9,
-               alpha: float = 0.75, candidates: Optional[Tensor] = None, offset: Optional[int] = None,
-               user_offset: Optional[int] = None, item_offset: Optional[int] = None,
-               score_fn: Optional[Callable[[Tensor, Tensor], Tensor]] = None, return_info: bool = False):
-        """Negatives for a batch: LongTensor [B] (or [B, num_negatives]) on ``users.device``.
+    def sample(self, users: Tensor, pos_items: Optional[Tensor] = None, spec: Optional[SamplerSpec] = None, *,
+               user_emb: Optional[Tensor] = None, item_emb: Optional[Tensor] = None,
+               candidates: Optional[Tensor] = None, offset: Optional[int] = None, return_info: bool = False,
+               **keywords: Any):
+        """Negatives for a batch: LongTensor [B] (or [B, spec.num_negatives]) on ``users.device``.
 
-        Embedding tables may be float64 (scored in float32, as the kernels score). Without an
-        offset a table has exactly one row per user (item); with ``user_offset`` /
-        ``item_offset`` it may hold more, and row ``user_offset + u`` of ``user_emb`` /
-        ``user_sem`` and row ``item_offset + i`` of ``item_emb`` / ``item_sem`` are used (a
-        padding row 0 as in RecBole: ``item_offset=1``; one node table of users then items as in
-        PyG: ``user_emb=emb, user_offset=0, item_emb=emb, item_offset=n_users``). Returned ids are the sampler's
-        item ids (``0 .. n_items - 1``). ``score_fn(users [B], items [B, N, M]) -> [B, N, M]``
-        makes mode ``dns`` score candidates with your model instead of dot products (the
-        candidates are drawn like uniform negatives, the highest score wins).
+        ``spec`` (a :class:`SamplerSpec`, default uniform) says how they are drawn. Per call:
+        ``user_emb`` / ``item_emb``, the tables dns and llmhni score candidates with (float64
+        is scored in float32, as the kernels score; without the spec's offsets a table has
+        exactly one row per user or item); ``candidates`` ([B, M] or [B, num_negatives, M])
+        replaces the random draw (used as given, no rejection); ``offset`` overrides this call's
+        random offset without advancing the sampler; with ``return_info`` also a
+        :class:`SampleInfo`. Returned ids are the sampler's item ids (``0 .. n_items - 1``).
 
         ``pos_items`` (the batch's positives, optional) are validated only (shape; ids on
-        the CPU): they are training positives and rejected like every other. ``num_candidates`` defaults to
-        1 for uniform/popularity and 64 for dns/llmhni. ``candidates`` ([B, M] or
-        [B, num_negatives, M]) replaces the random draw (used as given, no rejection).
-        ``offset`` overrides this call's random offset without advancing the sampler.
+        the CPU): they are training positives and rejected like every other.
         Inside a DataLoader worker the stream is keyed by the worker's seed as well (PyTorch draws
         it anew for each worker and, unless workers persist, each epoch), so workers and epochs
-        draw fresh negatives, reproducibly under ``torch.manual_seed``. With ``return_info`` also a
-        :class:`SampleInfo`.
+        draw fresh negatives, reproducibly under ``torch.manual_seed``.
+
+        The keyword form of earlier releases (``sample(users, mode="dns", num_candidates=64,
+        ...)``) still works and warns (FutureWarning); it goes in the next release.
         """
-        if mode not in MODES:
-            raise ValueError(f"NegativeSampler.sample: mode must be one of {MODES}, got {mode!r}")
-        if score_fn is not None:
-            return self._sample_scored_by(score_fn, users, pos_items, num_negatives, num_candidates, offset,
-                                          return_info, mode)
-        user_emb, user_sem = (self._table(t, user_offset, self.n_users, n) for t, n in
-                              ((user_emb, "user_emb"), (user_sem, "user_sem")))
-        item_emb, item_sem = (self._table(t, item_offset, self.n_items, n) for t, n in
-                              ((item_emb, "item_emb"), (item_sem, "item_sem")))
+        spec = self._spec_of(spec, keywords)
+        mode, num_negatives, num_candidates = spec.mode, spec.num_negatives, spec.num_candidates
+        if spec.score_fn is not None:
+            return self._sample_scored_by(spec, users, pos_items, offset, return_info)
+        user_emb, user_sem = (self._table(t, spec.user_offset, self.n_users, n) for t, n in
+                              ((user_emb, "user_emb"), (spec.user_sem, "user_sem")))
+        item_emb, item_sem = (self._table(t, spec.item_offset, self.n_items, n) for t, n in
+                              ((item_emb, "item_emb"), (spec.item_sem, "item_sem")))
         if not isinstance(users, Tensor):
             users = torch.as_tensor(users)
         if users.dim() != 1 or users.dtype not in _ID_DTYPES:
@@ -315,7 +392,7 @@ class NegativeSampler:
             num_candidates = candidates.shape[-1]
             candidates = candidates.contiguous()
         rowptr, col = self._graph_on(device)
-        cdf = self.popularity_cdf(alpha, device) if mode == "popularity" and candidates is None else None
+        cdf = self.popularity_cdf(spec.alpha, device) if mode == "popularity" and candidates is None else None
         seed = self.seed
         if offset is None:
             offset = self.offset
@@ -327,7 +404,7 @@ class NegativeSampler:
                 # which PyTorch draws anew per epoch and per worker from the loader's generator
                 seed = mix_seeds(self.seed, worker.seed)
         neg, scores, counts = _ops.sample_negatives(
-            rowptr, col, users, self.n_items, mode, num_negatives, num_candidates, top_k, sim_threshold,
+            rowptr, col, users, self.n_items, mode, num_negatives, num_candidates, spec.top_k, spec.sim_threshold,
             seed, offset, self.max_redraws, candidates, cdf, user_emb, item_emb, user_sem, item_sem,
             False)   # the CSR was checked when this sampler was built (sorted rows, ids in range)
         if self.item_id_offset:

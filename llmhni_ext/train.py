@@ -38,7 +38,7 @@ from . import losses
 from . import methods as _methods
 from .batching import epoch_order
 from .checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
-from .distributed import Dist, partition_graphs
+from .distributed import Dist, partition_graphs, step_strategy
 from .config import RunConfig, trajectory_settings
 from .evaluate import DEFAULT_KS, full_ranking, interactions_csr, merge_csr
 from .methods.base import Graph, RunContext, Step
@@ -77,6 +77,7 @@ class Trainer:
                  dist: Optional[Dist] = None) -> None:
         self.cfg = cfg = copy.deepcopy(cfg).validate()
         self.dist = dist or Dist()
+        self.strategy = step_strategy(self.dist)     # one process, or data parallel over the ranks
         self.ds, self.signals, self.out_dir = dataset, signals, out_dir
         self.device = dev = torch.device(cfg.train.device)
         if dev.type == "cuda" and not torch.cuda.is_available():
@@ -108,6 +109,7 @@ class Trainer:
         graph = self.method.graph
         self.sampler = NegativeSampler(graph.users, graph.items, n_users, n_items,
                                        seed=derive_seed(cfg.train.seed, Stream.SAMPLER))
+        self.sampler_spec = self.method.sampler_spec()
         # evaluation masks: the observed training interactions (and, for test, validation)
         self.train_csr = interactions_csr(tu, ti, n_users, n_items)
         self.valid_csr = interactions_csr(dataset.valid.users, dataset.valid.items, n_users, n_items)
@@ -151,11 +153,11 @@ class Trainer:
         return g_users[idx], g_items[idx]
 
     def _negatives(self, step: Step, z: Tensor) -> Tensor:
-        me = self.cfg.method
-        kw = dict(mode=self.method.sampler_mode, num_negatives=me.num_negatives,
-                  **self.method.sampler_kwargs(step, z))
+        emb = self.method.scoring_embeddings(z)
+        user_emb, item_emb = emb if emb is not None else (None, None)
         # the sampler's counter offset is the global step: exact resumes
-        neg, info = self.sampler.sample(step.users, step.pos, return_info=True, offset=step.global_step, **kw)
+        neg, info = self.sampler.sample(step.users, step.pos, self.sampler_spec, user_emb=user_emb, item_emb=item_emb,
+                                        return_info=True, offset=step.global_step)
         self._sample_counts = info.counts if self._sample_counts is None else self._sample_counts + info.counts
         return neg.long()
 
@@ -168,20 +170,9 @@ class Trainer:
         self.model.train()
         z = self.method.representations(step)
         neg = self._negatives(step, z)
-        n_u, batch, world = self.n_users, users.numel(), self.dist.world
-        # Under torch.distributed a rank takes its shard of the batch for L_rec and L_reg when they
-        # are sums over rows (its share of the batch mean), and the whole batch, weighted 1/world,
-        # for what couples the batch's rows (the auxiliary terms; T-CE's top-k, BOD's uniformity):
-        # the summed gradients are then one process's, up to the order of the sums.
-        share = 1.0
-        if self.dist.active:
-            if self.method.rec_couples_rows:
-                share = 1.0 / world
-            else:
-                lo, hi = self.dist.block(batch)
-                users, pos, neg = users[lo:hi], pos[lo:hi], neg[lo:hi]
-                share = (hi - lo) / max(batch, 1)
-        b = users.numel()
+        # the rows this process scores (all of them, or its shard under torch.distributed)
+        users, pos, neg, share = self.strategy.shard(users, pos, neg, self.method.rec_couples_rows)
+        b, n_u = users.numel(), self.n_users
         # one gather (and one scatter in the backward) for the batch's users, positives, negatives
         rows = torch.cat([users, n_u + pos, n_u + neg.flatten()])
         zb = z[rows]
@@ -192,18 +183,13 @@ class Trainer:
         l_rec = self.method.rec_loss(s_pos, s_neg, step)
         l_reg = self.cfg.train.l2 * losses.l2_reg(self.model.ego()[rows], batch_size=b)
         terms = self.method.aux_losses(step, z)                 # over the whole batch (step.users, step.pos)
-        if not self.dist.active:
-            total = losses.objective(l_rec, terms) + l_reg
-            parts = [l_rec, l_reg, *[w * t for w, t in terms.values()]]
-        else:
-            parts = [share * l_rec, share * l_reg, *[(w / world) * t for w, t in terms.values()]]
-            total = sum(parts[1:], parts[0])
+        total, parts = self.strategy.objective(l_rec, l_reg, terms, share)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
-        self.dist.all_reduce_grads(self.params)
+        self.strategy.all_reduce_grads(self.params)
         self.opt.step()
         logged = torch.stack([p.detach() for p in parts] + [total.detach()]).double()
-        vals = self.dist.all_reduce_(logged).tolist()           # the global batch's values on every rank
+        vals = self.strategy.all_reduce_(logged).tolist()       # the global batch's values on every rank
         out = dict(zip(["rec", "reg", *terms.keys()], vals[:-1]))
         out["loss"] = vals[-1]
         return out

@@ -6,7 +6,7 @@ import torch
 
 from llmhni_ext import cli
 from llmhni_ext import config as C
-from llmhni_ext.sampling import NegativeSampler
+from llmhni_ext.sampling import NegativeSampler, SamplerSpec
 
 QUICK = ["--dataset", "synthetic", "--method", "bpr", "--dim", "8", "--layers", "1", "--epochs", "2"]
 
@@ -44,7 +44,7 @@ def test_unknown_keys_name_the_nearest_and_signals_keys_are_checked():
         C.apply_overrides(C.RunConfig(), {"signals.proj_epochs": "many"})
     with pytest.raises(C.ConfigError, match="signals: judge must be one of"):
         C.apply_overrides(C.RunConfig(), {"signals.judge": "gpt"})
-    assert C.apply_overrides(C.RunConfig(), {"signals.judge": "embedding"}).signals["judge"] == "embedding"
+    assert C.apply_overrides(C.RunConfig(), {"signals.judge": "embedding"}).signals.judge == "embedding"
     assert "signals.judge_url" in C.known_keys() and "train.lr" in C.known_keys()
 
 
@@ -119,26 +119,22 @@ def test_sampler_takes_float64_tables_offsets_and_a_scoring_callback():
     u, i = torch.tensor([0, 0, 1]), torch.tensor([1, 2, 0])
     s = NegativeSampler(u, i, 2, 6, seed=1)
     eu, ei = torch.randn(2, 4), torch.randn(6, 4)
-    ref = s.sample(torch.tensor([0, 1]), mode="dns", num_candidates=4, user_emb=eu, item_emb=ei, offset=5)
-    got = s.sample(torch.tensor([0, 1]), mode="dns", num_candidates=4, user_emb=eu.double(), item_emb=ei.double(),
-                   offset=5)
+    ref = s.sample(torch.tensor([0, 1]), spec=SamplerSpec(mode="dns", num_candidates=4), user_emb=eu, item_emb=ei, offset=5)
+    got = s.sample(torch.tensor([0, 1]), spec=SamplerSpec(mode="dns", num_candidates=4), user_emb=eu.double(), item_emb=ei.double(), offset=5)
     assert torch.equal(ref, got)
     node = torch.cat([eu, ei]).double()                      # PyG: one table, users then items
-    got = s.sample(torch.tensor([0, 1]), mode="dns", num_candidates=4, user_emb=node, item_emb=node,
-                   user_offset=0, item_offset=2, offset=5)
+    got = s.sample(torch.tensor([0, 1]), spec=SamplerSpec(mode="dns", num_candidates=4, user_offset=0, item_offset=2), user_emb=node, item_emb=node, offset=5)
     assert torch.equal(ref, got)
     padded = torch.cat([torch.zeros(1, 4), ei])               # RecBole: padding row 0
-    got = s.sample(torch.tensor([0, 1]), mode="dns", num_candidates=4, user_emb=eu, item_emb=padded,
-                   item_offset=1, offset=5)
+    got = s.sample(torch.tensor([0, 1]), spec=SamplerSpec(mode="dns", num_candidates=4, item_offset=1), user_emb=eu, item_emb=padded, offset=5)
     assert torch.equal(ref, got)
     with pytest.raises(ValueError, match="at least offset \\+ 6 = 7 rows"):
-        s.sample(torch.tensor([0]), mode="dns", user_emb=eu, item_emb=ei, item_offset=1)
+        s.sample(torch.tensor([0]), spec=SamplerSpec(mode="dns", item_offset=1), user_emb=eu, item_emb=ei)
     # a callback that prefers the largest item id: it must pick the largest non-positive candidate
-    neg = s.sample(torch.tensor([0, 0, 1]), mode="dns", num_candidates=64, offset=2,
-                   score_fn=lambda users, items: items.float())
+    neg = s.sample(torch.tensor([0, 0, 1]), spec=SamplerSpec(mode="dns", num_candidates=64, score_fn=lambda users, items: items.float()), offset=2)
     assert neg.tolist() == [5, 5, 5]                          # 64 draws over at most 5 non-positives
     with pytest.raises(ValueError, match="score_fn must return scores of shape"):
-        s.sample(torch.tensor([0]), mode="dns", num_candidates=2, score_fn=lambda users, items: items[..., 0])
+        s.sample(torch.tensor([0]), spec=SamplerSpec(mode="dns", num_candidates=2, score_fn=lambda users, items: items[..., 0]))
 
 
 def test_negatives_avoid_the_edges_the_denoised_graph_adds():
@@ -163,7 +159,7 @@ def test_negatives_avoid_the_edges_the_denoised_graph_adds():
     cfg.method.name, cfg.model.dim, cfg.model.layers, cfg.train.progress = "llmhni", 8, 1, False
     tr = Trainer(cfg.validate(), ds, signals=sig)
     assert tr.method.graph is tr.method.Gp
-    neg = tr.sampler.sample(hu.repeat(50), mode="uniform")
+    neg = tr.sampler.sample(hu.repeat(50), spec=SamplerSpec(mode="uniform"))
     assert not any((int(u), int(n)) in set(hard) for u, n in zip(hu.repeat(50), neg))
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from llmhni_ext.graph import csr_from_coo
-from llmhni_ext.sampling import NegativeSampler, SampleInfo
+from llmhni_ext.sampling import NegativeSampler, SampleInfo, SamplerSpec
 
 ML100K = "/work/shared/data/ml-100k/u.data"
 
@@ -43,10 +43,11 @@ def test_no_positive_on_movielens_100k(max_redraws):
     sampler = NegativeSampler(u.int(), i.int(), n_users, n_items, seed=1, max_redraws=max_redraws)
     users = torch.arange(n_users).repeat(8)
     g = torch.Generator().manual_seed(0)
-    emb = dict(user_emb=torch.randn(n_users, 16, generator=g), item_emb=torch.randn(n_items, 16, generator=g),
-               user_sem=torch.randn(n_users, 8, generator=g), item_sem=torch.randn(n_items, 8, generator=g))
+    emb = dict(user_emb=torch.randn(n_users, 16, generator=g), item_emb=torch.randn(n_items, 16, generator=g))
+    sem = dict(user_sem=torch.randn(n_users, 8, generator=g), item_sem=torch.randn(n_items, 8, generator=g))
     for mode in ("uniform", "popularity", "dns", "llmhni"):
-        neg = sampler.sample(users, mode=mode, num_negatives=4, num_candidates=16, top_k=4, **emb)
+        spec = SamplerSpec(mode, num_negatives=4, num_candidates=16, top_k=4, **sem)
+        neg = sampler.sample(users, spec=spec, **emb)
         assert neg.shape == (users.numel(), 4)
         assert not bool(mask[users.unsqueeze(1).expand_as(neg), neg].any()), mode
     assert set(sampler.sample(torch.full((200,), n_users - 1)).tolist()) == {17}
@@ -60,7 +61,7 @@ def test_uniform_passes_chi_square(max_redraws):
     g = torch.Generator().manual_seed(5)
     pos = torch.randperm(n_items, generator=g)[:120]  # user 0 has 60% of the items
     sampler = NegativeSampler(torch.zeros_like(pos), pos, 2, n_items, seed=2, max_redraws=max_redraws)
-    neg = sampler.sample(torch.zeros(40_000, dtype=torch.long), num_negatives=2).flatten()
+    neg = sampler.sample(torch.zeros(40_000, dtype=torch.long), spec=SamplerSpec(num_negatives=2)).flatten()
     counts = torch.bincount(neg, minlength=n_items)
     assert int(counts[pos].sum()) == 0
     comp = counts[~torch.isin(torch.arange(n_items), pos)].double().numpy()
@@ -80,7 +81,7 @@ def test_popularity_follows_degree_power():
     pos0 = set(items[users == u0].tolist())
     for redraws in (64, 0):
         sampler.max_redraws = redraws
-        neg = sampler.sample(torch.full((60_000,), u0), mode="popularity", alpha=0.5)
+        neg = sampler.sample(torch.full((60_000,), u0), spec=SamplerSpec(mode="popularity", alpha=0.5))
         counts = torch.bincount(neg, minlength=n_items).double()
         keep = torch.tensor([j not in pos0 for j in range(n_items)])
         w = deg.double().pow(0.5) * keep
@@ -96,12 +97,12 @@ def test_shapes_offsets_and_resume():
     a = s.sample(batch)
     assert a.shape == (100,) and a.dtype == torch.int64
     state = s.state_dict()
-    b = s.sample(batch, num_negatives=3)
+    b = s.sample(batch, spec=SamplerSpec(num_negatives=3))
     assert b.shape == (100, 3)
     assert s.state_dict()["offset"] == state["offset"] + 1
     assert not torch.equal(s.sample(batch), a)  # the offset advanced
     s.load_state_dict(state)
-    assert torch.equal(s.sample(batch, num_negatives=3), b)  # resumed
+    assert torch.equal(s.sample(batch, spec=SamplerSpec(num_negatives=3)), b)  # resumed
     fixed = s.sample(batch, offset=0)
     assert torch.equal(fixed, a) and s.state_dict()["offset"] == state["offset"] + 1
     assert s.sample(torch.zeros(0, dtype=torch.long)).shape == (0,)
@@ -113,7 +114,7 @@ def test_from_csr_and_pickling_match_the_constructor():
     b = NegativeSampler.from_csr(csr_from_coo(u, i, nu, ni), seed=8)
     c = pickle.loads(pickle.dumps(a))  # what DataLoader workers receive
     batch = torch.randint(0, nu, (64,))
-    kw = dict(mode="popularity", num_negatives=2, offset=3)
+    kw = dict(spec=SamplerSpec.popularity(num_negatives=2), offset=3)
     assert torch.equal(a.sample(batch, **kw), b.sample(batch, **kw))
     assert torch.equal(b.sample(batch, **kw), c.sample(batch, **kw))
 
@@ -126,16 +127,15 @@ def test_return_info_and_modes():
     su, si = torch.randn(nu, 8, generator=g), torch.randn(ni, 8, generator=g)
     batch = torch.randint(0, nu, (50,))
     pos = i[:50]
-    neg, info = s.sample(batch, pos, mode="llmhni", user_emb=eu, item_emb=ei, user_sem=su, item_sem=si,
-                         num_candidates=32, top_k=4, sim_threshold=0.0, return_info=True)
+    neg, info = s.sample(batch, pos, spec=SamplerSpec(mode="llmhni", user_sem=su, item_sem=si, num_candidates=32, top_k=4, sim_threshold=0.0), user_emb=eu, item_emb=ei, return_info=True)
     assert isinstance(info, SampleInfo) and info.scores.shape == (50,)
     torch.testing.assert_close(info.scores, (eu[batch] * ei[neg]).sum(1), rtol=1e-5, atol=1e-5)
     assert info.rejected > 0 and info.filtered > 0 and info.exhausted == 0
-    neg_dns = s.sample(batch, mode="dns", user_emb=eu, item_emb=ei, num_candidates=ni)
+    neg_dns = s.sample(batch, spec=SamplerSpec(mode="dns", num_candidates=ni), user_emb=eu, item_emb=ei)
     # with candidates covering the catalogue, dns is close to the best non-positive item
     assert float((eu[batch] * ei[neg_dns]).sum(1).mean()) > float((eu[batch] * ei[neg]).sum(1).mean())
     cands = torch.randint(0, ni, (50, 6))
-    got = s.sample(batch, mode="dns", user_emb=eu, item_emb=ei, candidates=cands)
+    got = s.sample(batch, spec=SamplerSpec(mode="dns"), user_emb=eu, item_emb=ei, candidates=cands)
     assert all(int(n) in row for n, row in zip(got, cands.tolist()))
     _, info = s.sample(batch, return_info=True)
     assert info.scores is None
@@ -152,7 +152,7 @@ def test_bad_arguments():
     s = NegativeSampler(u, i, nu, ni)
     batch = torch.randint(0, nu, (10,))
     with pytest.raises(ValueError, match="mode must be one of"):
-        s.sample(batch, mode="hardest")
+        s.sample(batch, spec=SamplerSpec(mode="hardest"))
     with pytest.raises(ValueError, match="pos_items must be integer of shape"):
         s.sample(batch, torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="pos_items must lie in"):
@@ -160,9 +160,9 @@ def test_bad_arguments():
     with pytest.raises(RuntimeError, match="users has values in"):
         s.sample(batch + nu)
     with pytest.raises(RuntimeError, match="mode 'dns' needs user_emb"):
-        s.sample(batch, mode="dns")
+        s.sample(batch, spec=SamplerSpec(mode="dns"))
     with pytest.raises(RuntimeError, match="item_emb must have shape"):
-        s.sample(batch, mode="dns", user_emb=torch.randn(nu, 4), item_emb=torch.randn(ni + 1, 4))
+        s.sample(batch, spec=SamplerSpec(mode="dns"), user_emb=torch.randn(nu, 4), item_emb=torch.randn(ni + 1, 4))
 
 
 def test_plain_lightgcn_example_trains():

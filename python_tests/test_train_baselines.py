@@ -27,11 +27,11 @@ def test_wbpr_draws_negatives_in_proportion_to_popularity():
     ds = tiny_dataset(n_users=60, n_items=40)
     tr = Trainer(cfg_for("wbpr"), ds)
     assert tr.method.sampler_mode == "popularity"
-    kw = tr.method.sampler_kwargs(None, None)
-    assert kw == {"alpha": 1.0}
+    spec = tr.method.sampler_spec()
+    assert (spec.mode, spec.alpha) == ("popularity", 1.0)
     user = 0
     mine = set(ds.train.items[ds.train.users == user].tolist())
-    neg = tr.sampler.sample(torch.full((20000,), user), mode="popularity", **kw)
+    neg = tr.sampler.sample(torch.full((20000,), user), spec=spec)
     freq = torch.bincount(neg, minlength=40).double()
     deg = torch.bincount(tr.method.graph.items, minlength=40).double()
     other = torch.tensor([j for j in range(40) if j not in mine])
@@ -90,7 +90,7 @@ def test_text_only_methods_skip_the_judge(monkeypatch):
     import llmhni_ext.signals as S
     monkeypatch.setattr(S, "prepare_signals", lambda ds, scfg, **kw: seen.update(judge=scfg.judge, bb=kw))
     cfg = cfg_for("rlmrec-con")
-    cfg.signals = {"judge": "embedding"}
+    cfg.signals = cfg.signals.replace(judge="embedding")
     pipeline.signals_for(cfg, tiny_dataset(), None, progress=False)
     assert seen["judge"] == "none" and seen["bb"]["backbone_embeddings"] is None
 

@@ -20,7 +20,7 @@ def test_yaml_loads_and_coerces(tmp_path):
                                       "signals:\n  judge: embedding\n"))
     assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
     assert cfg.train.epochs == 3 and cfg.method.name == "sgl"
-    assert cfg.signals == {"judge": "embedding"}
+    assert cfg.signals.judge == "embedding"
 
 
 @pytest.mark.parametrize("text, match", [
@@ -58,7 +58,7 @@ def test_overrides_are_typed_and_checked():
     cfg = C.apply_overrides(C.RunConfig(), {"train.lr": "0.05", "method.name": "dns", "data.noise": 0.2,
                                             "signals.judge": "embedding"})
     assert cfg.train.lr == 0.05 and cfg.method.name == "dns" and cfg.data.noise == 0.2
-    assert cfg.signals["judge"] == "embedding"
+    assert cfg.signals.judge == "embedding"
     with pytest.raises(C.ConfigError, match="train.nope: unknown key"):
         C.apply_overrides(C.RunConfig(), {"train.nope": 1})
     with pytest.raises(C.ConfigError, match="train.batch_size: must be > 0"):

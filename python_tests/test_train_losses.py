@@ -65,9 +65,9 @@ def test_infonce_empty_batch_is_zero():
 
 def test_objective_combines_terms():
     r, d, h = torch.tensor(1.0), torch.tensor(2.0), torch.tensor(3.0)
-    assert losses.llmhni_objective(r, d, h, 0.1, 0.5).item() == pytest.approx(1 + 0.2 + 1.5)
-    assert losses.llmhni_objective(r, None, h, 0.1, 0.5).item() == pytest.approx(2.5)
-    assert losses.llmhni_objective(r, None, None, 0.1, 0.5).item() == pytest.approx(1.0)
+    assert losses.objective(r, {"de": (0.1, d), "hal": (0.5, h)}).item() == pytest.approx(1 + 0.2 + 1.5)
+    assert losses.objective(r, {"hal": (0.5, h)}).item() == pytest.approx(2.5)
+    assert losses.objective(r, {}).item() == pytest.approx(1.0)
 
 
 def test_tce_drops_largest_losses():

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from ..graph import CSR, propagate
-from ..sampling import NegativeSampler
+from ..sampling import NegativeSampler, SamplerSpec
 
 __all__ = ["RecBoleSampler", "data_preparation", "lightgcn_class", "csr_from_torch_sparse", "run_recbole"]
 
@@ -96,14 +96,15 @@ class RecBoleSampler:
             if self._model is None:
                 raise ValueError(f"RecBoleSampler: mode {self.mode!r} needs a model (attach_model(model))")
             ue, ie = self._embeddings()
-            kw.update(user_emb=ue, item_emb=ie, num_candidates=self.num_candidates)
+            kw.update(user_emb=ue, item_emb=ie)
+            spec = SamplerSpec(self.mode, int(num), self.num_candidates)
             if self.mode == "llmhni":
                 if self._sem is None:
                     raise ValueError("RecBoleSampler: mode 'llmhni' needs set_semantics(user_sem, item_sem)")
-                kw.update(user_sem=self._sem[0], item_sem=self._sem[1], top_k=self.top_k)
-        elif self.mode == "popularity":
-            kw.update(alpha=self.alpha)
-        neg = self._sampler().sample(users, mode=self.mode, num_negatives=int(num), **kw)
+                spec = spec.replace(user_sem=self._sem[0], item_sem=self._sem[1], top_k=self.top_k)
+        else:
+            spec = SamplerSpec(self.mode, int(num), alpha=self.alpha)
+        neg = self._sampler().sample(users, spec=spec, **kw)
         neg = neg.reshape(users.numel(), int(num))
         return neg.t().reshape(-1).cpu()           # entry k * B + b: user b's k-th negative
 

@@ -19,36 +19,45 @@ llmhni-wo-denoise      ablation: without interaction denoising (no G', no L_de)
 llmhni-wo-hal          ablation: without hallucination-robust learning (no L_hal)
 =====================  ==========================================================
 
-Adding a method: a module with a :class:`~llmhni_ext.methods.base.Method` subclass (its
-sampler mode, ``rec_loss``, ``aux_losses``, the settings it ``reads``), and one line below.
+Adding a method: a module with its settings dataclass (:mod:`~llmhni_ext.methods.settings`),
+its :class:`~llmhni_ext.methods.base.Method` subclass (sampler spec, ``rec_loss``,
+``aux_losses``) and a ``METHODS`` tuple naming its classes, and one line in :data:`MODULES`.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any, Dict, Tuple, Type
 
 from .base import Graph, Method, RunContext, Step
-from .bod import BOD
-from .bpr import BPR
-from .dns import DNS
-from .llmhni import (LLMHNI, LLMHNIWithoutAlignment, LLMHNIWithoutDenoising,
-                     LLMHNIWithoutHallucinationRobustness, LLMHNIWithoutSemanticSampling)
-from .rce import RCE
-from .sgl import SGL
-from .simgcl import SimGCL
-from .rlmrec import RLMRecCon, RLMRecGen
-from .tce import TCE
-from .wbpr import WBPR
-from .xsimgcl import XSimGCL
+from .settings import MethodSettings, merged_config_class
 
-__all__ = ["Graph", "Method", "RunContext", "Step", "REGISTRY", "METHODS", "NEEDS_SIGNALS", "get",
-           "relevant_method_keys"]
+__all__ = ["Graph", "Method", "MethodSettings", "RunContext", "Step", "MODULES", "REGISTRY", "METHODS",
+           "NEEDS_SIGNALS", "MethodConfig", "get", "relevant_method_keys"]
 
-#: name -> method class, in the order ``--help`` lists them
-REGISTRY: Dict[str, Type[Method]] = {m.name: m for m in (
-    BPR, DNS, WBPR, TCE, RCE, BOD, SGL, SimGCL, XSimGCL, RLMRecCon, RLMRecGen,
-    LLMHNI, LLMHNIWithoutSemanticSampling, LLMHNIWithoutAlignment, LLMHNIWithoutDenoising,
-    LLMHNIWithoutHallucinationRobustness,
-)}
+#: the modules holding the methods, in the order ``--help`` lists them (each names its classes in METHODS)
+MODULES = ("bpr", "dns", "wbpr", "tce", "rce", "bod", "sgl", "simgcl", "xsimgcl", "rlmrec", "llmhni")
+
+
+def _collect() -> Dict[str, Type[Method]]:
+    out: Dict[str, Type[Method]] = {}
+    for mod in MODULES:
+        m = importlib.import_module(f"{__name__}.{mod}")
+        for cls_name in m.METHODS:
+            cls = getattr(m, cls_name)
+            if cls.name in out:
+                raise TypeError(f"method name {cls.name!r} is registered twice ({mod}.{cls_name})")
+            bad = sorted(set(cls.implies) - set(cls.Settings.keys()))
+            if bad:
+                raise TypeError(f"method {cls.name!r} implies {bad}, which are not among its settings")
+            out[cls.name] = cls
+    return out
+
+
+#: name -> method class
+REGISTRY: Dict[str, Type[Method]] = _collect()
+
+#: the run configuration's ``method`` section: ``name`` and every method's settings (flat keys)
+MethodConfig = merged_config_class([m.Settings for m in REGISTRY.values()], default_name="llmhni")
 
 #: name -> (one-line description, the settings the name implies)
 METHODS: Dict[str, Tuple[str, Dict[str, Any]]] = {n: (m.description, dict(m.implies)) for n, m in REGISTRY.items()}
@@ -67,4 +76,4 @@ def get(name: str) -> Type[Method]:
 
 def relevant_method_keys(name: str) -> Tuple[str, ...]:
     """The ``method.*`` settings that change what method ``name`` trains."""
-    return ("name", "num_negatives") + get(name).reads
+    return ("name",) + get(name).Settings.keys()

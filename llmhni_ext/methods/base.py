@@ -9,13 +9,14 @@ A method decides four things and nothing else:
 * its auxiliary terms ``{name: (lambda_k, L_k)}`` (``aux_losses``).
 
 The loop (:class:`llmhni_ext.train.Trainer`) then minimises
-``L = L_rec + sum_k lambda_k L_k + l2 * L_reg``. A method is one module of this package,
-registered with :func:`llmhni_ext.methods.register`.
+``L = L_rec + sum_k lambda_k L_k + l2 * L_reg``. A method is one module of this package:
+its settings dataclass (:mod:`llmhni_ext.methods.settings`), its :class:`Method` subclass,
+and its module's name in :data:`llmhni_ext.methods.MODULES`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Protocol, Tuple, Type
 
 import torch
 from torch import Tensor, nn
@@ -24,10 +25,26 @@ from .. import losses
 from ..contrastive import edge_drop_views
 from ..distributed import edge_drop_views as partitioned_views
 from ..graph import CSR, normalized_bipartite_adj
+from ..sampling import SamplerSpec
+from ..sections import DataConfig, ModelConfig, TrainConfig
 from ..seeding import Stream, derive_seed
+from ..signals.config import SignalsConfig
+from .settings import MethodSettings
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..data.dataset import Dataset
     from ..models import Backbone
+    from ..signals.stage import Signals
+
+
+class RunSettings(Protocol):
+    """What a method reads of the run's configuration (:class:`llmhni_ext.config.RunConfig`,
+    which builds its ``method`` section from this package, is one)."""
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    method: Any                   # the merged section; a method reads its own typed Settings
+    signals: SignalsConfig
 
 
 @dataclass
@@ -53,9 +70,9 @@ class Graph:
 @dataclass
 class RunContext:
     """What a method may read about its run (and nothing it could change behind the loop's back)."""
-    cfg: Any                      # the run's validated RunConfig (llmhni_ext.config imports this package)
-    dataset: Any
-    signals: Any
+    cfg: RunSettings              # the run's validated configuration
+    dataset: "Dataset"
+    signals: Optional["Signals"]  # the signals stage's output, for the methods that need it
     model: "Backbone"
     G: Graph                      # the observed training graph
     device: torch.device
@@ -95,9 +112,9 @@ class Method:
     description: ClassVar[str] = ""
     #: how negatives are drawn: uniform | popularity | dns | llmhni
     sampler_mode: ClassVar[str] = "uniform"
-    #: the MethodConfig fields this method reads (besides name and num_negatives)
-    reads: ClassVar[Tuple[str, ...]] = ()
-    #: MethodConfig fields fixed by the method's name (ablation switches), applied by validation
+    #: the settings it reads (``method.<key>`` in the run configuration), its own dataclass
+    Settings: ClassVar[Type[MethodSettings]] = MethodSettings
+    #: settings fixed by the method's name (ablation switches), applied by validation
     implies: ClassVar[Dict[str, Any]] = {}
     #: what it needs from the signals stage: None, "texts" (profile embeddings) or "all"
     needs_signals: ClassVar[Optional[str]] = None
@@ -109,7 +126,7 @@ class Method:
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self.cfg = ctx.cfg.method           # MethodConfig
+        self.cfg: Any = self.Settings.of(ctx.cfg.method)     # this method's own, typed settings
         self._views: Dict[str, Any] = {"epoch": -1}
 
     # -- what it trains on ---------------------------------------------------------------
@@ -145,12 +162,16 @@ class Method:
         """Every graph the method propagates on (the trainer partitions them under torch.distributed)."""
         return [self.graph]
 
-    def sampler_kwargs(self, step: Step, z: Tensor) -> Dict[str, Any]:
-        """Mode-specific arguments of :meth:`NegativeSampler.sample` (scores for dns / llmhni)."""
+    def sampler_spec(self) -> SamplerSpec:
+        """How the sampler draws this method's negatives (the same for every step)."""
+        return SamplerSpec(mode=self.sampler_mode, num_negatives=self.cfg.num_negatives)
+
+    def scoring_embeddings(self, z: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
+        """The (user, item) tables a scored mode (dns, llmhni) ranks candidates with; None else."""
         if self.sampler_mode not in ("dns", "llmhni"):
-            return {}
+            return None
         zu, zi = self.model.split(z.detach())
-        return {"num_candidates": self.cfg.num_candidates, "user_emb": zu, "item_emb": zi}
+        return zu, zi
 
     def rec_loss(self, s_pos: Tensor, s_neg: Tensor, step: Step) -> Tensor:
         """L_rec; BPR (:func:`llmhni_ext.losses.bpr_loss`)."""
@@ -173,8 +194,9 @@ class Method:
     # -- shared helpers -------------------------------------------------------------------
     @property
     def view_keep_prob(self) -> float:
-        """The edge keep rate of :meth:`edge_dropped_views` (``method.keep_prob``)."""
-        return self.cfg.keep_prob
+        """The edge keep rate of :meth:`edge_dropped_views`: a method that uses the views names
+        the setting that holds it."""
+        raise NotImplementedError(f"method {self.name!r} uses edge-dropped views but defines no view_keep_prob")
 
     def edge_dropped_views(self, epoch: int, *graphs: Graph) -> Tuple[Any, ...]:
         """Edge-dropped views (each undirected edge kept with :attr:`view_keep_prob`), fresh each

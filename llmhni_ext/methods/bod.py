@@ -16,6 +16,7 @@ same way, ``min_phi sum_params sum_columns (1 - cos(grad_BPR, grad_align))``. Th
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Dict, List
 
 import torch
@@ -25,6 +26,19 @@ from torch import Tensor, nn
 from ..sampling import NegativeSampler
 from ..seeding import Stream, derive_seed
 from .base import Method, RunContext, Step
+from .settings import MethodSettings, setting
+
+METHODS = ("BOD",)
+
+
+@dataclass
+class BODSettings(MethodSettings):
+    """The authors' defaults."""
+    bod_lr: float = setting(0.001, "the weight generator's learning rate", gt=0)
+    bod_alpha_bpr: float = setting(1.0, "weight of the weighted BPR term", ge=0)
+    bod_alpha_align: float = setting(1.0, "weight of the weighted alignment term", ge=0)
+    bod_alpha_unif: float = setting(0.5, "weight of the uniformity term", ge=0)
+    bod_outer_batch: int = setting(2048, "pairs of the generator's (outer-level) update", ge=2)
 
 
 def weighted_bpr(zu: Tensor, zp: Tensor, zn: Tensor, w_pos: Tensor, w_neg: Tensor) -> Tensor:
@@ -133,7 +147,7 @@ class WeightGenerator(nn.Module):
 class BOD(Method):
     name = "bod"
     description = "bi-level optimised interaction weights from a generator (BOD)"
-    reads = ("bod_lr", "bod_alpha_bpr", "bod_alpha_align", "bod_alpha_unif", "bod_outer_batch")
+    Settings = BODSettings
     rec_couples_rows = True            # the uniformity term pairs the batch's rows
 
     def __init__(self, ctx: RunContext) -> None:
@@ -165,7 +179,7 @@ class BOD(Method):
         n = self.graph.users.numel()
         idx = torch.randint(0, n, (min(self.cfg.bod_outer_batch, n),), generator=g).to(self.ctx.device)
         u, i = self.graph.users[idx], self.graph.items[idx]
-        j = self.sampler.sample(u, i, offset=epoch).long()
+        j = self.sampler.sample(u, i, offset=epoch).long()        # uniform
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
         zu_all, zi_all = self.model.split(self.model(self.graph.propagation))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from .base import Method
 
+METHODS = ("BPR",)
+
 
 class BPR(Method):
     name = "bpr"

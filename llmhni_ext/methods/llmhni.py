@@ -15,6 +15,7 @@ auxiliary terms are computed on every ``aux_every``-th step with weight ``aux_ev
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -22,8 +23,49 @@ from torch import Tensor
 
 from .. import losses
 from ..evaluate import edge_set_quality
+from ..sampling import SamplerSpec
 from ..seeding import Stream, derive_seed
 from .base import Graph, Method, RunContext, Step
+from .dns import DNSSettings
+from .settings import require, setting
+
+METHODS = ("LLMHNI", "LLMHNIWithoutSemanticSampling", "LLMHNIWithoutAlignment", "LLMHNIWithoutDenoising",
+           "LLMHNIWithoutHallucinationRobustness")
+_GRAPHS = ("denoised", "original")
+
+
+@dataclass
+class LLMHNISettings(DNSSettings):
+    """``L = L_rec + lambda_de L_de + lambda_hal L_hal`` and its semantic sampler."""
+    top_k: int = setting(2, "keep the K best-scored of the M candidates ...", ge=1)
+    sim_threshold: float = setting(0.9, "... and never pick one more similar to the user than this (a probable "
+                                        "false negative)", ge=-1, le=1)
+    lambda_de: float = setting(0.003, "weight of L_de (0.1 stalls BPR at ln 2 on ML-100K: validation sweep, "
+                                      "bench/RESULTS.md)", ge=0)
+    lambda_hal: float = setting(0.003, "weight of L_hal", ge=0)
+    tau_de: float = setting(0.2, "temperature of L_de", gt=0)
+    tau_hal: float = setting(0.2, "temperature of L_hal", gt=0)
+    keep_prob: float = setting(0.8, "edge keep rate of the L_hal views", gt=0, le=1)
+    # the cost of the auxiliary terms (the objective is unchanged in expectation): with 4 / 512 an
+    # ML-1M epoch costs <= 2x plain LightGCN's (bench/epoch_time.py); 1 / 0 = every step over all of
+    # the batch's nodes, 4-6x; the two were equal or better on ML-100K validation
+    aux_every: int = setting(4, "compute L_de and L_hal on every n-th step, weighted n x lambda", ge=1)
+    aux_max_nodes: int = setting(512, "contrast at most this many of the batch's users (and items); 0 = all", ge=0)
+    predict_graph: str = setting("denoised", "the graph L_rec and the prediction propagate on: denoised (G') or "
+                                             "original (G)", choices=_GRAPHS)
+    train_edges: str = setting("denoised", "the positives L_rec trains on: denoised (G' edges) or original (G edges)",
+                               choices=_GRAPHS)
+    hard_per_item: int = setting(0, "at most this many of G''s added (hard) edges per item; 0 = all (the paper)",
+                                 ge=0)
+    semantic_sampling: bool = setting(True, "False: w/o semantic sampling (score-only hard negatives)")
+    objective_alignment: bool = setting(True, "False: w/o objective alignment (raw text similarity)")
+    interaction_denoising: bool = setting(True, "False: w/o interaction denoising (no G', no L_de)")
+    hallucination_robust: bool = setting(True, "False: w/o hallucination-robust learning (no L_hal)")
+
+    def check(self, model: Any) -> None:
+        require(self.top_k <= self.num_candidates, "top_k", "must be in [1, num_candidates]", self.top_k)
+        require(self.aux_max_nodes != 1, "aux_max_nodes", "must be 0 (all of the batch's nodes) or >= 2",
+                self.aux_max_nodes)
 
 
 def cap_per_item(edges: Tensor, per_item: int) -> Tensor:
@@ -80,7 +122,7 @@ def semantic_embeddings(signals, aligned: bool) -> Tuple[Tensor, Tensor]:
     if aligned:
         u, i = signals.user_sem, signals.item_sem
     else:
-        u, i = getattr(signals, "user_raw", None), getattr(signals, "item_raw", None)
+        u, i = signals.user_raw, signals.item_raw
         if u is None or i is None:
             raise ValueError("method 'llmhni-wo-align' needs the raw text embeddings, but the signals "
                              "carry none (expected Signals.user_raw / item_raw)")
@@ -90,17 +132,14 @@ def semantic_embeddings(signals, aligned: bool) -> Tuple[Tensor, Tensor]:
 class LLMHNI(Method):
     name = "llmhni"
     description = "LLMHNI: semantic hard negatives + L_de + L_hal"
-    reads = ("num_candidates", "top_k", "sim_threshold", "lambda_de", "lambda_hal", "tau_de", "tau_hal",
-             "keep_prob", "predict_graph", "train_edges", "hard_per_item", "semantic_sampling",
-             "objective_alignment", "interaction_denoising",
-             "hallucination_robust", "aux_every", "aux_max_nodes")
+    Settings = LLMHNISettings
     needs_signals = "all"
 
     def __init__(self, ctx: RunContext) -> None:
         super().__init__(ctx)
         me, ds, sig = self.cfg, ctx.dataset, ctx.signals
         if sig is None:
-            raise ValueError(f"method {me.name!r} needs the signals stage's output (signals=...)")
+            raise ValueError(f"method {self.name!r} needs the signals stage's output (signals=...)")
         self.G = ctx.G
         self.Gp: Optional[Graph] = None
         self.quality: Dict[str, Any] = {}
@@ -132,12 +171,17 @@ class LLMHNI(Method):
     def graphs(self):
         return [g for g in (self.G, self.Gp, self.rec_graph) if g is not None]
 
-    def sampler_kwargs(self, step: Step, z: Tensor) -> Dict[str, Any]:
-        kw = super().sampler_kwargs(step, z)
+    @property
+    def view_keep_prob(self) -> float:
+        return self.cfg.keep_prob
+
+    def sampler_spec(self) -> SamplerSpec:
+        """Semantic hard negatives, or DNS's score-only ones (w/o semantic sampling)."""
+        me = self.cfg
         if self.sampler_mode == "llmhni":
-            kw.update(user_sem=self.user_sem, item_sem=self.item_sem, top_k=self.cfg.top_k,
-                      sim_threshold=self.cfg.sim_threshold)
-        return kw
+            return SamplerSpec.llmhni(self.user_sem, self.item_sem, me.num_candidates, me.top_k, me.sim_threshold,
+                                      me.num_negatives)
+        return SamplerSpec.dns(me.num_candidates, me.num_negatives)
 
     def aux_losses(self, step: Step, z: Tensor) -> Dict[str, Tuple[float, Tensor]]:
         """``{"de": (n lambda_1, L_de), "hal": (n lambda_2, L_hal)}`` on every n-th step."""

@@ -13,6 +13,7 @@ The profile embeddings are the signals stage's raw text embeddings (the bundled 
 here; the paper used OpenAI's text-embedding-ada-002). InfoNCE negatives are in-batch."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
@@ -21,6 +22,24 @@ from torch import Tensor, nn
 from .. import losses
 from ..seeding import Stream, derive_seed
 from .base import Method, RunContext, Step
+from .settings import MethodSettings, setting
+
+METHODS = ("RLMRecCon", "RLMRecGen")
+
+
+@dataclass
+class RLMRecConSettings(MethodSettings):
+    """The authors' Amazon-book settings."""
+    rlmrec_con_lambda: float = setting(0.01, "weight of the contrastive alignment", ge=0)
+    rlmrec_con_tau: float = setting(0.2, "its InfoNCE temperature", gt=0)
+
+
+@dataclass
+class RLMRecGenSettings(MethodSettings):
+    """The authors' Amazon-book settings."""
+    rlmrec_gen_lambda: float = setting(0.1, "weight of the masked reconstruction", ge=0)
+    rlmrec_gen_tau: float = setting(0.5, "its InfoNCE temperature", gt=0)
+    rlmrec_mask_ratio: float = setting(0.15, "share of the nodes masked", gt=0, lt=1)
 
 
 def _mlp(d_in: int, d_out: int, seed: int) -> nn.Sequential:
@@ -43,7 +62,7 @@ class _RLMRec(Method):
     def __init__(self, ctx: RunContext) -> None:
         super().__init__(ctx)
         sig = ctx.signals
-        if sig is None or getattr(sig, "user_raw", None) is None or getattr(sig, "item_raw", None) is None:
+        if sig is None or sig.user_raw is None or sig.item_raw is None:
             raise ValueError(f"method {self.name!r} needs the profiles' text embeddings (signals with "
                              f"user_raw / item_raw)")
         self.profiles = torch.cat([torch.as_tensor(sig.user_raw).float(),
@@ -69,7 +88,7 @@ class _RLMRec(Method):
 class RLMRecCon(_RLMRec):
     name = "rlmrec-con"
     description = "BPR + contrastive alignment with the encoded profiles (RLMRec-Con)"
-    reads = ("rlmrec_con_lambda", "rlmrec_con_tau")
+    Settings = RLMRecConSettings
 
     def _projection(self, d_s: int, d_cf: int) -> nn.Module:
         return _mlp(d_s, d_cf, derive_seed(self.ctx.cfg.train.seed, Stream.METHOD))
@@ -85,7 +104,7 @@ class RLMRecCon(_RLMRec):
 class RLMRecGen(_RLMRec):
     name = "rlmrec-gen"
     description = "BPR + masked reconstruction of the encoded profiles (RLMRec-Gen)"
-    reads = ("rlmrec_gen_lambda", "rlmrec_gen_tau", "rlmrec_mask_ratio")
+    Settings = RLMRecGenSettings
 
     def __init__(self, ctx: RunContext) -> None:
         super().__init__(ctx)

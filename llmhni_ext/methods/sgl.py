@@ -1,18 +1,32 @@
 """SGL-ED: BPR plus InfoNCE between two edge-dropped views of G (Wu et al., SIGIR 2021)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, Tuple
 
 from torch import Tensor
 
 from .. import losses
 from .base import Method, Step
+from .settings import MethodSettings, setting
+
+METHODS = ("SGL",)
+
+
+@dataclass
+class SGLSettings(MethodSettings):
+    sgl_lambda: float = setting(0.01, "weight of the contrastive term", ge=0)
+    sgl_tau: float = setting(0.2, "InfoNCE temperature", gt=0)
+    sgl_keep_prob: float = setting(0.8, "edge keep rate of the two views (1 - rho)", gt=0, le=1)
+
+    #: SGL read the shared ssl_lambda / ssl_tau / keep_prob until it had its own settings
+    legacy_keys = {"sgl_lambda": "ssl_lambda", "sgl_tau": "ssl_tau", "sgl_keep_prob": "keep_prob"}
 
 
 class SGL(Method):
     name = "sgl"
     description = "BPR + edge-drop contrastive views (SGL-ED)"
-    reads = ("sgl_lambda", "sgl_tau", "sgl_keep_prob")
+    Settings = SGLSettings
 
     @property
     def view_keep_prob(self) -> float:

@@ -7,7 +7,8 @@ with layer ``l*``'s output (the cross-layer contrast). Prediction uses the noise
 layers 1..K. Defined on LightGCN's propagation."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Tuple
 
 import torch
 from torch import Tensor
@@ -16,12 +17,28 @@ from .. import graph as _graph
 from .. import losses
 from ..models.base import perturb
 from .base import Method, Step
+from .settings import MethodSettings, require, setting
+
+METHODS = ("XSimGCL",)
+
+
+@dataclass
+class XSimGCLSettings(MethodSettings):
+    """SELFRec's defaults."""
+    xsimgcl_lambda: float = setting(0.2, "weight of the cross-layer contrast", ge=0)
+    xsimgcl_tau: float = setting(0.15, "InfoNCE temperature", gt=0)
+    xsimgcl_eps: float = setting(0.2, "size of the noise added at every layer", ge=0)
+    xsimgcl_layer: int = setting(1, "the layer l* contrasted with the output", ge=1)
+
+    def check(self, model: Any) -> None:
+        require(self.xsimgcl_layer <= model.layers, "xsimgcl_layer", f"must be at most model.layers ({model.layers})",
+                self.xsimgcl_layer)
 
 
 class XSimGCL(Method):
     name = "xsimgcl"
     description = "LightGCN + cross-layer contrast in one noisy propagation (XSimGCL)"
-    reads = ("xsimgcl_lambda", "xsimgcl_tau", "xsimgcl_eps", "xsimgcl_layer")
+    Settings = XSimGCLSettings
     backbones = ("lightgcn",)          # it perturbs LightGCN's propagation layer by layer
 
     def _layers(self, eps: float, gen) -> List[Tensor]:
