@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from llmhni_ext import cli  # noqa: E402
 from llmhni_ext.compare import _mean_std  # noqa: E402
 
-#: the paper's second-best row, not included here (README: why)
+#: the paper's second-best row, not included here (docs/results-summary.md: why)
 LLARD = (0.2028, 0.1126)
 #: LightGCN backbone, Amazon-book (Song, Chao, Liu, AAAI 2026): (Recall@20, NDCG@10); None = not reported
 PAPER: Dict[str, Tuple[Optional[float], Optional[float]]] = {
@@ -133,7 +133,7 @@ def table(root: str, backbone: str, methods: List[str], seeds: List[int]) -> Tup
         seeds_txt = ",".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"]))
         lines.append(f"| {m} | {seeds_txt} | " + " | ".join(cells) + f" | {ep:.0f} | {es:.2f} | {paper} | {vs} |")
     if backbone == "lightgcn":
-        lines.append(f"| llard (not included: README) | | | | | | | | | | {LLARD[0]:.4f} / {LLARD[1]:.4f} | |")
+        lines.append(f"| llard (not included: docs/results-summary.md) | | | | | | | | | | {LLARD[0]:.4f} / {LLARD[1]:.4f} | |")
     return lines, seconds, count
 
 

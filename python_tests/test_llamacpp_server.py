@@ -54,7 +54,7 @@ def test_embeddings_endpoint_gives_one_vector_per_input(base_url):
 
 
 def test_signals_stage_end_to_end_against_the_server(base_url, tmp_path, monkeypatch):
-    """`llmhni signals` flags as the README gives them for a llama.cpp server, on a tiny world;
+    """`llmhni signals` flags as docs/cli.md gives them for a llama.cpp server, on a tiny world;
     the API key variable's value never reaches the summary or the judgment records."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-logged-7731")
     from llmhni_ext.data.synthetic import make_world
