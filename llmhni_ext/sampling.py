@@ -18,7 +18,7 @@ Every returned item is a non-positive of its user in the training graph. Modes:
 
 * ``uniform``: uniform over the items, positives rejected;
 * ``popularity``: p(j) proportional to degree(j)^alpha, positives rejected;
-* ``dns``: of ``num_candidates`` uniform candidates, the one with the highest <e_u, e_j>;
+* ``dns``: of ``num_candidates`` uniform candidates, the one with the highest score ``e_u · e_j``;
 * ``llmhni``: of ``num_candidates`` uniform candidates, keep the ``top_k`` by backbone
   score and take the one whose projected semantic embedding is the LEAST similar
   (cosine) to the user's; candidates with similarity above ``sim_threshold`` are probable
@@ -56,7 +56,7 @@ _CDF_SCALE = 2**40  # popularity weights are quantised to int64 so every device 
 class SampleInfo:
     """What a :meth:`NegativeSampler.sample` call saw.
 
-    ``scores``: <e_u, e_j> of each returned negative (fp32, shaped like the result), or
+    ``scores``: ``e_u · e_j`` of each returned negative (fp32, shaped like the result), or
     None without embeddings. ``counts``: int64 tensor (on the sampling device) of
     rejected draws, exact complement fallbacks, similarity-filtered top-k candidates and
     llmhni fallbacks; the properties read them (one host sync)."""

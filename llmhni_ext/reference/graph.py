@@ -69,7 +69,7 @@ def spmm(rowptr: Tensor, col: Tensor, value: Optional[Tensor], x: Tensor, t_rowp
 
 
 def csr_sddmm(rowptr: Tensor, col: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    """out[e] = <a[row(e)], b[col(e)]> for each stored entry (float32; float64 for float64)."""
+    """``out[e] = a[row(e)] · b[col(e)]`` for each stored entry (float32; float64 for float64)."""
     C.sddmm_args(rowptr, col, a, b)
     n_rows = rowptr.numel() - 1
     rows = torch.repeat_interleave(torch.arange(n_rows, device=a.device), (rowptr[1:] - rowptr[:-1]).long())

@@ -42,7 +42,7 @@ def _lane8_dot(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _sampler_cosine(su: Tensor, sj: Tensor) -> Tensor:
-    """cos = <su, sj> / max(|su| |sj|, 1e-12) in the fixed order; NaN becomes +inf."""
+    """``cos = su · sj / max(|su| |sj|, 1e-12)`` in the fixed order; NaN becomes +inf."""
     nu = sqrt_rn(_lane8_dot(su, su))
     nj = sqrt_rn(_lane8_dot(sj, sj))
     den = torch.clamp(nu * nj, min=_SAMPLER_COS_EPS)
@@ -68,7 +68,7 @@ def sample_negatives(rowptr: Tensor, col: Tensor, users: Tensor, n_items: int, m
     Every candidate is drawn (uniformly, or from the int64 cumulative weights ``pop_cdf``)
     and redrawn while it is a positive of the user, at most ``max_redraws`` times; then it
     is drawn exactly from the complement of the user's row (rank mapping). Then:
-    uniform / popularity take candidate 0; dns the highest <e_u, e_j>; llmhni keeps the
+    uniform / popularity take candidate 0; dns the highest ``e_u · e_j``; llmhni keeps the
     top_k by score and takes the lowest cosine between user_sem[u] and item_sem[j] among
     those with cosine <= sim_threshold, or, when none is left, the lowest cosine among
     all M candidates (counted). Ties go to the lower candidate index; NaN scores rank

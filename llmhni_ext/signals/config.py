@@ -31,20 +31,20 @@ class SignalsConfig:
     #: stand-in for data sets without text, e.g. the LightGCN-format ML-1M and Last.fm: a
     #: truncated SVD of the training matrix; no language model is involved)
     encoder: str = "minilm"
-    encoder_path: Optional[str] = None
-    encoder_url: Optional[str] = None
-    encoder_model: Optional[str] = None
-    encoder_batch: int = 64
-    encoder_max_chars: int = 2000
+    encoder_path: Optional[str] = None  #: sentence-transformers: a model folder; precomputed: "users.npy,items.npy"
+    encoder_url: Optional[str] = None   #: openai: base URL of an embeddings endpoint, e.g. http://127.0.0.1:8001/v1
+    encoder_model: Optional[str] = None  #: openai: the model name sent with each request
+    encoder_batch: int = 64            #: texts per encoder call
+    encoder_max_chars: int = 2000      #: each profile text is cut to this many characters before encoding
     encoder_dtype: str = "auto"        #: auto (bfloat16 on GPUs and CPUs with bf16 units, else float32) | float32 | bfloat16 | float16
     # --- objective alignment (the projector) ---------------------------------------
     align: bool = True                 #: False = "without objective alignment": raw text similarity
-    proj_dim: int = 64
-    proj_hidden: int = 256
-    proj_epochs: int = 20
-    proj_batch: int = 1024
-    proj_lr: float = 1e-3
-    proj_tau: float = 0.1
+    proj_dim: int = 64                 #: output size of the projector (the semantic space the sampler uses)
+    proj_hidden: int = 256             #: hidden width of the projector MLP
+    proj_epochs: int = 20              #: projector training epochs (InfoNCE on the pseudo-positive pairs)
+    proj_batch: int = 1024             #: pairs per projector batch
+    proj_lr: float = 1e-3              #: projector learning rate (Adam)
+    proj_tau: float = 0.1              #: projector InfoNCE temperature
     #: a training pair is a pseudo-positive when its raw text similarity ranks in the
     #: top ``proj_pseudo_frac`` of the user's training items (at least one per user)
     proj_pseudo_frac: float = 0.5
@@ -52,12 +52,12 @@ class SignalsConfig:
     #: per user, max(cand_pos_per_user, ceil(cand_pos_frac * |P_u|)) lowest-scored training positives and
     #: max(cand_neg_per_user, ceil(cand_neg_frac * |P_u|)) highest-scored non-interacted items are judged
     cand_pos_per_user: int = 1
-    cand_neg_per_user: int = 1
+    cand_neg_per_user: int = 1         #: at least this many non-interactions judged per user (see cand_pos_per_user)
     #: 0.05 had the best validation Recall@20 with the bundled judge on ML-100K at 20% noise (0.05: 0.3266,
     #: 0.1: 0.3246, 0.2: 0.3238, 0.5: 0.3189; bench/RESULTS.md): that judge has no skill, so the less it
     #: drops the better. With a judge of accuracy 0.8 or more, 0.5 (92% of the noise reachable) pays.
     cand_pos_frac: float = 0.05
-    cand_neg_frac: float = 0.05
+    cand_neg_frac: float = 0.05        #: share of |P_u| of highest-scored non-interactions judged per user
     context_items: int = 3             #: highest-scored interacted items shown in the item-centric view
     #: users whose candidates are judged: -1 = auto (every user with a fast judge or on a GPU; a
     #: language-model judge on a CPU judges the most suspicious users first until signals_budget_s),
@@ -67,7 +67,7 @@ class SignalsConfig:
     cand_max_users: int = -1
     signals_budget_s: float = 900.0    #: auto: the whole stage's wall-time budget (15 minutes)
     # --- judges ---------------------------------------------------------------------
-    judge: str = "local-lm"
+    judge: str = "local-lm"            #: local-lm | openai-chat | embedding (a proxy) | imported | oracle (analysis only)
     oracle_accuracy: float = 0.8       #: judge "oracle" (ANALYSIS ONLY): share of verdicts that match the labels
     judge_model: Optional[str] = None  #: local-lm: a transformers path or a .gguf file (default: the bundled Gemma-3-270M)
     judge_url: Optional[str] = None    #: openai-chat: base URL, e.g. http://127.0.0.1:8000/v1
@@ -78,12 +78,12 @@ class SignalsConfig:
     #: imported: an added pair that is a held-out (valid or test) pair: drop (never trained on) | keep (test pairs
     #: are added, as the source's own training did; a validation pair never is)
     judge_import_heldout: str = "drop"
-    judge_api_key_env: str = "OPENAI_API_KEY"
-    judge_concurrency: int = 4
-    judge_timeout_s: float = 60.0
+    judge_api_key_env: str = "OPENAI_API_KEY"  #: openai-chat: the environment variable holding the API key
+    judge_concurrency: int = 4         #: openai-chat: requests in flight at once
+    judge_timeout_s: float = 60.0      #: openai-chat: seconds one request may take
     judge_retries: int = 3             #: transport retries per request (errors, timeouts, HTTP 429/5xx)
     judge_answer_tries: int = 2        #: questions asked per pair until a High/Mid/Low answer (then unknown)
-    judge_backoff_s: float = 0.5
+    judge_backoff_s: float = 0.5       #: first retry wait in seconds, doubled per retry (or the server's Retry-After)
     lm_dtype: str = "auto"             #: auto | float32 | bfloat16 | float16
     lm_batch: int = 64                 #: suffix rows per forward pass
     lm_users_per_batch: int = 16       #: users whose contexts run together (one padded batch)
@@ -91,12 +91,12 @@ class SignalsConfig:
     #: likelihood/similarity judges: High when the score is at least the user's reference
     #: level minus ``high_margin`` pooled standard deviations, Low below ``low_margin``
     high_margin: float = 0.5
-    low_margin: float = 1.5
+    low_margin: float = 1.5            #: Low below the reference level minus this many pooled standard deviations
     item_noun: str = "auto"            #: "movie", "artist", ... ("auto" guesses from the data set name)
     # --- run ------------------------------------------------------------------------
     device: str = "auto"               #: auto (cuda when present) | cpu | cuda | cuda:N
-    seed: int = 0
-    progress: bool = True
+    seed: int = 0                      #: seed of the projector, the text-free SVD stand-in and the oracle judge
+    progress: bool = True              #: progress bars
 
     def __post_init__(self) -> None:
         self.validate()
