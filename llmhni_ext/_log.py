@@ -32,3 +32,35 @@ def to_stdout() -> None:
         logger.addHandler(_Stdout())
     logger.setLevel(logging.INFO)
     logger.propagate = False
+
+
+def bars_off() -> bool:
+    """Whether progress bars are off: ``TQDM_DISABLE`` set (``--no-progress``, or the command
+    line's standard error being a log file or a pipe), read when each bar is made."""
+    import os
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes")
+
+
+def progress_bar(**kw):
+    """A tqdm bar (``tqdm.auto``) that draws nothing where :func:`bars_off` says so."""
+    from tqdm.auto import tqdm
+    kw.setdefault("disable", bars_off())
+    return tqdm(**kw)
+
+
+def quiet_third_party() -> None:
+    """Where bars are off, also turn off the bars transformers and the Hugging Face hub draw
+    (model loading, GGUF conversion, downloads): they read their switches when first imported,
+    which may be before the command line set ``TQDM_DISABLE``."""
+    if not bars_off():
+        return
+    try:
+        from transformers.utils import logging as tl
+        tl.disable_progress_bar()
+    except Exception:  # noqa: BLE001 - transformers absent or changed: its bars stay
+        pass
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+        disable_progress_bars()
+    except Exception:  # noqa: BLE001
+        pass

@@ -22,8 +22,11 @@ from typing import Any, Dict, List, Optional
 
 from . import config as C
 from .methods import METHODS
+from .signals.logical import SignalsBudgetExceeded
 
 EXIT_INTERRUPTED = 130
+#: the signals stage ran past signals.signals_budget_s (its answers are cached; the same command continues)
+EXIT_BUDGET = 3
 
 
 def _default_cache() -> str:
@@ -397,6 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):        # replaced or closed streams
+        return False
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     from . import _log
     _log.to_stdout()
@@ -408,6 +418,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         # TQDM_DISABLE for every bar it draws
         os.environ["TQDM_DISABLE"] = "1"
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    elif not _is_terminal(sys.stderr):
+        # a log file or a pipe: no carriage-return frames; the stages and epochs still say one
+        # line each on standard output (TQDM_DISABLE=0 in the environment brings the bars back)
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -416,6 +431,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except C.ConfigError as e:
         print(f"llmhni {args.command}: configuration error: {e}", file=sys.stderr)
         return 2
+    except SignalsBudgetExceeded as e:
+        print(f"llmhni {args.command}: stopped: {e}", file=sys.stderr)
+        return EXIT_BUDGET
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"llmhni {args.command}: error: {e}", file=sys.stderr)
         return 1

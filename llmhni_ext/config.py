@@ -137,7 +137,7 @@ def trajectory_settings(cfg: Dict[str, Any]) -> Dict[str, Any]:
                 flat[f"{sec}.{k}"] = v
     # train.threads stays: OpenMP reductions make 1 and 2 threads differ in the last bits
     for k in ("train.progress", "train.epochs", "train.eval_batch_size", "train.eval_item_block",
-              "data.data_root", "train.dist_timeout_s", "signals.progress"):
+              "data.data_root", "train.dist_timeout_s", "signals.progress", "signals.signals_budget_s"):
         flat.pop(k, None)
     name = flat.get("method.name")
     if name not in _methods.REGISTRY:

@@ -201,7 +201,7 @@ def identification_report(ds, cfg: RunConfig, judges: Sequence[str], cache_dir: 
             judge_info[name] = {k: lg.get(k) for k in IMPORTED_KEYS + ("note",)}
             rules[f"(d) {name} G'"] = imported_rule(sig, users, items, is_pos, ds.n_items)
             continue
-        judge_info[name] = {k: lg.get(k) for k in ("users", "judged_pairs", "judgments_per_s", "budget", "note")}
+        judge_info[name] = {k: lg.get(k) for k in ("users", "judged_pairs", "judgments_per_s", "coverage", "note")}
         rules.update(judge_rules(sig.judgments, index, len(pairs), is_pos, name))
     common = np.logical_and.reduce([m for _, _, m in rules.values()])
     tables: Dict[str, List[Dict[str, Any]]] = {}

@@ -111,6 +111,10 @@ def test_python_blocks_import_real_names_and_run(page, code):
         return
     if "torch_geometric" in code:
         pytest.importorskip("torch_geometric")
+    if "ml-100k" in code:
+        from llmhni_ext.data import resolve_data_root
+        if not (resolve_data_root() / "ml-100k" / "u.data").is_file():
+            pytest.skip("needs MovieLens-100K under the data root (it is not downloaded by tests)")
     torch.manual_seed(0)
     exec(compile(code, _rel(page), "exec"), {"__name__": "__docs__"})
 

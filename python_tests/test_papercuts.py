@@ -26,6 +26,22 @@ def test_no_progress_prints_no_epoch_lines(tmp_path, capsys):
     assert "epoch   1" in capsys.readouterr().out
 
 
+def test_a_log_file_gets_lines_not_carriage_return_frames(tmp_path):
+    """With standard error not a terminal (a log file, a pipe) no bar draws frames; the epochs
+    still say one line each on standard output."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS")}
+    with open(tmp_path / "err.log", "w") as err:
+        r = subprocess.run([sys.executable, "-m", "llmhni_ext.cli", "train", *QUICK, "--out", str(tmp_path / "a")],
+                           stdout=subprocess.PIPE, stderr=err, text=True, env=env, timeout=600)
+    assert r.returncode == 0
+    log = (tmp_path / "err.log").read_text()
+    assert "\r" not in log and "it/s" not in log, log[-500:]
+    assert "epoch   1" in r.stdout and "epoch   2" in r.stdout and "best epoch" in r.stdout
+
+
 def test_compare_does_not_talk_about_a_resume_nobody_asked_for(tmp_path, capsys):
     rc = cli.main(["compare", "--dataset", "synthetic", "--methods", "bpr", "--seeds", "0", "--dim", "8",
                    "--layers", "1", "--epochs", "1", "--no-progress", "--out", str(tmp_path)])

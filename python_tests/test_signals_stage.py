@@ -1,5 +1,5 @@
 import argparse
-import json
+import time
 
 import numpy as np
 import pytest
@@ -8,6 +8,7 @@ import torch
 from llmhni_ext.data.synthetic import make_world
 from llmhni_ext.signals import Signals, SignalsConfig, prepare_signals
 from llmhni_ext.signals.candidates import propose_candidates
+from llmhni_ext.signals.judges.base import Judge, JudgeInputs, UserTask
 
 
 def _backbone(ds, truth, dim=16, seed=0):
@@ -156,49 +157,91 @@ def test_candidates_cover_a_fraction_of_each_users_positives():
     assert set(c[0].positives) == set(np.arange(40)[np.argsort(sc[:40].numpy())[:10]].tolist())
 
 
-def test_budget_judges_the_most_suspicious_users_first_and_remembers_how_many(tmp_path):
-    """A slow judge on a CPU with cand_max_users=-1 stops at the budget; the number of users
-    it reached is kept beside the judgment cache, so a second run judges the same users."""
-    import time as _time
+class _SlowJudge(Judge):
+    """A judge that takes 0.05 s a user not yet in the cache and calls every candidate High."""
+    name, version = "slow", "v1"
 
-    from llmhni_ext.signals import logical
-    from llmhni_ext.signals.judges.base import Judge, JudgeInputs, UserTask
+    def __init__(self):
+        self.calls = 0
 
-    class Slow(Judge):
-        name, version = "slow", "v1"
+    def run(self, tasks, inputs, cache, progress=False):
+        todo = [t for t in tasks if any(self.key(inputs, t.user, i, "user") not in cache for i in t.items)]
+        self.calls += len(todo)
+        time.sleep(0.05 * len(todo))
+        for t in todo:
+            for i in t.items:
+                for p in ("user", "item"):
+                    cache.put(self.record(inputs, t.user, i, p, "cand", label="High"))
+        return {"judged": float(len(todo))}
 
-        def run(self, tasks, inputs, cache, progress=False):
-            _time.sleep(0.05 * len(tasks))
-            for t in tasks:
-                for i in t.items:
-                    for p in ("user", "item"):
-                        cache.put(self.record(inputs, t.user, i, p, "cand", label="High"))
-            return {"judged": float(len(tasks))}
 
+def _slow_setup(**kw):
     tasks = [UserTask(u, [u + 100], []) for u in range(40)]
     inputs = JudgeInputs("d", "item", [""] * 40, [""] * 200, [""] * 200)
-    cfg = SignalsConfig(judge="local-lm", cand_max_users=-1, signals_budget_s=0.6, lm_users_per_batch=4,
-                        judge_concurrency=1, progress=False)
-    path = str(tmp_path / "j.jsonl")
+    cfg = SignalsConfig(judge="local-lm", lm_users_per_batch=4, judge_concurrency=1, progress=False, **kw)
+    return tasks, inputs, cfg
+
+
+def test_what_is_judged_never_follows_the_clock(tmp_path):
+    """Every user (or the N most suspicious) is judged however slow the judge is: the same users
+    on every machine. cand_max_users=-1 (the old clock-bound auto) reads as every user."""
+    from llmhni_ext.signals import logical
     from llmhni_ext.signals.judgment_cache import JudgmentCache
-    said = []
-    with JudgmentCache(path) as cache:
-        chosen, _, info = logical.run_within_budget(Slow(), tasks, inputs, cache, cfg, "cpu", _time.perf_counter(),
-                                                    path, said.append)
-    assert 4 <= len(chosen) < 40 and [t.user for t in chosen] == list(range(len(chosen)))
-    assert "budget" in info["budget"]
-    # the log says how to pin the count, since it follows the machine's speed and load
-    assert f"signals.cand_max_users={len(chosen)}" in said[-1]
-    with JudgmentCache(path) as cache:
-        again, _, info2 = logical.run_within_budget(Slow(), tasks, inputs, cache, cfg, "cpu",
-                                                    _time.perf_counter() - 100, path, lambda m: None)
-    assert len(again) == len(chosen) and "earlier run" in info2["budget"]
+    for limit, want in ((0, 40), (-1, 40), (7, 7)):
+        tasks, inputs, cfg = _slow_setup(cand_max_users=limit)
+        said = []
+        with JudgmentCache(str(tmp_path / f"j{limit}.jsonl")) as cache:
+            chosen, _, info = logical.run_judge(_SlowJudge(), tasks, inputs, cache, cfg, time.perf_counter() - 1e6,
+                                                said.append)
+        assert [t.user for t in chosen] == list(range(want))
+        assert ("every user" if want == 40 else "most suspicious") in info["coverage"] and "40" in said[-1]
 
 
-def test_auto_user_limit_judges_everyone_with_the_embedding_judge():
-    """cand_max_users=-1: the time budget is for slow (language-model) judges only."""
+def test_a_budget_stops_with_an_error_and_the_same_call_continues(tmp_path):
+    """Past signals_budget_s the stage raises (llmhni exits 3) instead of training on part of G';
+    the answers so far are cached, so the next call judges only the rest."""
+    from llmhni_ext.signals import logical
+    from llmhni_ext.signals.judgment_cache import JudgmentCache
+    tasks, inputs, cfg = _slow_setup(signals_budget_s=0.3)
+    path = str(tmp_path / "j.jsonl")
+    judge = _SlowJudge()
+    with JudgmentCache(path) as cache:
+        with pytest.raises(logical.SignalsBudgetExceeded) as e:
+            logical.run_judge(judge, tasks, inputs, cache, cfg, time.perf_counter(), lambda m: None)
+    done = e.value.done
+    assert 4 <= done < 40 and e.value.total == 40
+    msg = str(e.value)
+    assert "continues where it stopped" in msg and f"signals.cand_max_users={done}" in msg
+    assert "signals_budget_s=0" in msg
+    first = judge.calls
+    tasks, inputs, cfg = _slow_setup(signals_budget_s=0)
+    with JudgmentCache(path) as cache:
+        chosen, _, _ = logical.run_judge(judge, tasks, inputs, cache, cfg, time.perf_counter(), lambda m: None)
+    assert len(chosen) == 40 and judge.calls - first == 40 - done     # the cached users are not asked again
+
+
+def test_the_cli_exits_3_when_the_budget_runs_out(monkeypatch, capsys):
+    from llmhni_ext import cli
+    from llmhni_ext.signals import logical
+
+    def stop(args):
+        raise logical.SignalsBudgetExceeded(12, 40, 60.0)
+    monkeypatch.setattr(cli, "build_parser", lambda: _parser_with(stop))
+    assert cli.main(["go"]) == cli.EXIT_BUDGET == 3
+    assert "12 of 40 users" in capsys.readouterr().err
+
+
+def _parser_with(func):
+    import argparse
+    p = argparse.ArgumentParser(prog="llmhni")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("go").set_defaults(func=func)
+    return p
+
+
+def test_every_user_is_judged_by_default():
     ds, truth = make_world(320, 200, seed=2)
-    sig = prepare_signals(ds, _cfg(judge="embedding", cand_max_users=-1, device="cpu"),
+    sig = prepare_signals(ds, _cfg(judge="embedding", device="cpu"),
                           backbone_embeddings=_backbone(ds, truth), log=lambda m: None)
     assert sig.summary["logical"]["users"] == 320
 
@@ -217,3 +260,34 @@ def test_signals_feed_the_trainer(tmp_path):
         cfg.train.epochs, cfg.train.batch_size, cfg.train.progress = 1, 256, False
         res = train.Trainer(cfg.validate(), ds, signals=sig).fit()
         assert res is not None
+
+
+def test_auto_dtypes_are_the_same_on_every_cpu():
+    """bfloat16 on CPUs with bf16 units would judge and encode differently from every other CPU."""
+    from llmhni_ext.signals.config import fast_dtype, resolve_dtype
+    assert fast_dtype("cpu") is torch.float32 and resolve_dtype("auto", "cpu") is torch.float32
+    assert fast_dtype("cuda:0") is torch.bfloat16 and resolve_dtype("bfloat16", "cpu") is torch.bfloat16
+
+
+def test_the_local_judges_cache_key_holds_its_dtype():
+    from llmhni_ext.signals.judges.local_lm import LocalLMJudge
+
+    class Tok:
+        pad_token_id, eos_token_id, bos_token_id = 0, 1, 2
+
+    class Model(torch.nn.Module):
+        def __init__(self, dtype):
+            super().__init__()
+            self.model = torch.nn.Linear(2, 2).to(dtype)
+            self.config = type("C", (), {})()
+            self.head = torch.nn.Linear(2, 3, bias=False).to(dtype)
+            self.emb = torch.nn.Embedding(3, 2).to(dtype)
+
+        def get_output_embeddings(self):
+            return self.head
+
+        def get_input_embeddings(self):
+            return self.emb
+
+    names = {LocalLMJudge(Model(d), Tok(), "m").name for d in (torch.float32, torch.bfloat16)}
+    assert len(names) == 2 and any(":float32:" in n for n in names) and any(":bfloat16:" in n for n in names)

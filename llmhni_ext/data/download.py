@@ -132,8 +132,10 @@ def _file_lock(path: Path, timeout: float = 600.0):
 def _progress(total: Optional[int], desc: str, initial: int = 0):
     try:
         from tqdm.auto import tqdm
+
+        from .._log import bars_off
         return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
-                    desc=desc, leave=False, disable=os.environ.get("LLMHNI_NO_PROGRESS") == "1")
+                    desc=desc, leave=False, disable=os.environ.get("LLMHNI_NO_PROGRESS") == "1" or bars_off())
     except ImportError:  # pragma: no cover
         class _Null:
             def update(self, n): pass

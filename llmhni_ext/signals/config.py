@@ -36,7 +36,7 @@ class SignalsConfig:
     encoder_model: Optional[str] = None  #: openai: the model name sent with each request
     encoder_batch: int = 64            #: texts per encoder call
     encoder_max_chars: int = 2000      #: each profile text is cut to this many characters before encoding
-    encoder_dtype: str = "auto"        #: auto (bfloat16 on GPUs and CPUs with bf16 units, else float32) | float32 | bfloat16 | float16
+    encoder_dtype: str = "auto"        #: auto (float32 on CPUs: the same embeddings on every CPU; bfloat16 on GPUs) | float32 | bfloat16 | float16
     # --- objective alignment (the projector) ---------------------------------------
     align: bool = True                 #: False = "without objective alignment": raw text similarity
     proj_dim: int = 64                 #: output size of the projector (the semantic space the sampler uses)
@@ -59,13 +59,14 @@ class SignalsConfig:
     cand_pos_frac: float = 0.05
     cand_neg_frac: float = 0.05        #: share of |P_u| of highest-scored non-interactions judged per user
     context_items: int = 3             #: highest-scored interacted items shown in the item-centric view
-    #: users whose candidates are judged: -1 = auto (every user with a fast judge or on a GPU; a
-    #: language-model judge on a CPU judges the most suspicious users first until signals_budget_s),
-    #: 0 = every user, N = the N most suspicious users. Auto's count follows the machine's speed and
-    #: load (it is remembered beside the judgment cache for later runs on the same machine): set N to
-    #: make G' the same on any machine
-    cand_max_users: int = -1
-    signals_budget_s: float = 900.0    #: auto: the whole stage's wall-time budget (15 minutes)
+    #: users whose candidates are judged, most suspicious first: 0 = every user with candidates,
+    #: N = the N most suspicious users. What is judged follows the configuration and the data only,
+    #: never the machine's speed (-1, the old clock-bound "auto", is read as 0)
+    cand_max_users: int = 0
+    #: 0 = no limit; > 0: judging stops once the signals stage has run this many seconds, the
+    #: answers so far stay cached, and the stage fails (``llmhni`` exits with status 3); the same
+    #: command continues where it stopped. A partial G' is never trained on
+    signals_budget_s: float = 0.0
     # --- judges ---------------------------------------------------------------------
     judge: str = "local-lm"            #: local-lm | openai-chat | embedding (a proxy) | imported | oracle (analysis only)
     oracle_accuracy: float = 0.8       #: judge "oracle" (ANALYSIS ONLY): share of verdicts that match the labels
@@ -84,7 +85,7 @@ class SignalsConfig:
     judge_retries: int = 3             #: transport retries per request (errors, timeouts, HTTP 429/5xx)
     judge_answer_tries: int = 2        #: questions asked per pair until a High/Mid/Low answer (then unknown)
     judge_backoff_s: float = 0.5       #: first retry wait in seconds, doubled per retry (or the server's Retry-After)
-    lm_dtype: str = "auto"             #: auto | float32 | bfloat16 | float16
+    lm_dtype: str = "auto"             #: auto (float32 on CPUs: the same verdicts on every CPU; bfloat16 on GPUs) | float32 | bfloat16 | float16
     lm_batch: int = 64                 #: suffix rows per forward pass
     lm_users_per_batch: int = 16       #: users whose contexts run together (one padded batch)
     lm_profile_tokens: int = 48        #: user profile tokens kept in the user-centric context
@@ -120,10 +121,12 @@ class SignalsConfig:
             need(int(getattr(self, name)) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("proj_epochs", "cand_pos_per_user", "cand_neg_per_user", "judge_retries"):
             need(int(getattr(self, name)) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        need(self.cand_max_users >= -1, f"cand_max_users must be -1 (auto), 0 (all) or N > 0, got {self.cand_max_users}")
+        if self.cand_max_users == -1:          # configurations written before: "auto" judged a clock-bound count
+            self.cand_max_users = 0
+        need(self.cand_max_users >= 0, f"cand_max_users must be 0 (every user) or N > 0, got {self.cand_max_users}")
         need(0.0 <= self.cand_pos_frac <= 1.0 and 0.0 <= self.cand_neg_frac <= 1.0,
              f"cand_pos_frac and cand_neg_frac must be in [0, 1], got {self.cand_pos_frac}, {self.cand_neg_frac}")
-        need(self.signals_budget_s > 0, f"signals_budget_s must be > 0, got {self.signals_budget_s}")
+        need(self.signals_budget_s >= 0, f"signals_budget_s must be >= 0 (0: no limit), got {self.signals_budget_s}")
         need(0.0 <= self.oracle_accuracy <= 1.0, f"oracle_accuracy must be in [0, 1], got {self.oracle_accuracy}")
         need(self.context_items >= 1, f"context_items must be >= 1, got {self.context_items}")
         need(0 < self.proj_pseudo_frac <= 1, f"proj_pseudo_frac must be in (0, 1], got {self.proj_pseudo_frac}")
@@ -173,18 +176,11 @@ def resolve_device(device: str) -> str:
 
 
 def fast_dtype(device: str):
-    """bfloat16 on CUDA and on CPUs with bf16 units (avx512_bf16 / AMX), else float32."""
+    """bfloat16 on CUDA; float32 on every CPU. CPUs with bf16 units (avx512_bf16, AMX) would run
+    bfloat16 faster, but their verdicts and embeddings would differ from every other CPU's, and
+    what a run judges must not depend on the machine it runs on (``bfloat16`` can be asked for)."""
     import torch
-    if str(device).startswith("cuda"):
-        return torch.bfloat16
-    try:
-        with open("/proc/cpuinfo", "r") as f:
-            flags = f.read(1 << 16)
-        if "avx512_bf16" in flags or "amx_bf16" in flags:
-            return torch.bfloat16
-    except OSError:
-        pass
-    return torch.float32
+    return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
 
 
 def resolve_dtype(name: str, device: str):

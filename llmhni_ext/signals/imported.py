@@ -100,7 +100,7 @@ def read_edge_file(path, n_users: int, n_items: int) -> Dict[str, Any]:
                 kind = this          # a header line such as 'user,item' or 'op,user,item'
                 continue
             if kind is not None and this != kind:
-                raise DataError(path, f"mixes 'user item' and 'op user item' lines", line_no)
+                raise DataError(path, "mixes 'user item' and 'op user item' lines", line_no)
             kind = this
             try:
                 u, i = int(tok[-2]), int(tok[-1])

@@ -1,17 +1,16 @@
 """Logical relevance: propose the suspicious pairs, judge them from the user's and the item's
-perspective within a time budget, and turn the verdicts into the edges G' adds and drops.
+perspective, and turn the verdicts into the edges G' adds and drops.
 
 Coverage: per user, a fraction of the training positives (the lowest-scored) and of
-non-interactions (the highest-scored) are candidates (``cand_pos_frac``, ``cand_neg_frac``).
-Budget: with ``cand_max_users = -1`` a judge that is fast (embedding, oracle, any judge on a
-GPU) judges every user; a language-model judge on a CPU judges users in decreasing order of
-suspicion until ``signals_budget_s`` (counted from the start of the stage) would be exceeded,
-and the number it reached is remembered next to the judgment cache, so later runs judge the
-same users. ``cand_max_users = N`` judges the N most suspicious users.
+non-interactions (the highest-scored) are candidates (``cand_pos_frac``, ``cand_neg_frac``);
+``cand_max_users`` = N judges the N most suspicious users, 0 every user. What is judged is a
+function of the configuration and the data: never of the machine's speed or load.
+Budget: ``signals_budget_s`` > 0 stops a judge that has run too long; the answers so far are
+cached and :class:`SignalsBudgetExceeded` is raised, so the same call continues where it stopped
+and no G' is ever made from part of the users.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -25,69 +24,52 @@ from .judges.base import JudgeInputs, UserTask
 from .judgment_cache import JudgmentCache
 from .prompts import guess_noun
 
-#: judges that judge every user within any budget
-_FAST_JUDGES = ("embedding", "oracle")
+class SignalsBudgetExceeded(RuntimeError):
+    """The judge ran past ``signals_budget_s``; what it judged is cached, and the same call continues."""
+
+    def __init__(self, done: int, total: int, budget_s: float) -> None:
+        self.done, self.total, self.budget_s = done, total, budget_s
+        super().__init__(
+            f"the judge reached {done:,} of {total:,} users in the signals stage's budget of {budget_s:g} s "
+            f"(signals.signals_budget_s); their answers are cached, so the same command continues where it stopped. "
+            f"No G' was made from part of the users: set signals.signals_budget_s=0 for no limit, or "
+            f"signals.cand_max_users={done} to judge only the {done:,} most suspicious users (a smaller, different G')")
 
 
 def _add_stats(a: Dict[str, float], b: Dict[str, float]) -> Dict[str, float]:
     return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in set(a) | set(b)}
 
 
-def run_within_budget(judge, tasks: Sequence[UserTask], inputs: JudgeInputs, cache, cfg: SignalsConfig, device: str,
-                      t_start: float, cache_path: Optional[str], log) -> Tuple[List[UserTask], Dict[str, float], Dict[str, Any]]:
-    """Judge ``tasks`` (most suspicious first) as the budget allows; returns the judged tasks,
-    the judge's counters and what the budget decided."""
-    if cfg.cand_max_users >= 0 or cfg.judge in _FAST_JUDGES or str(device).startswith("cuda"):
-        n = len(tasks) if cfg.cand_max_users <= 0 else min(cfg.cand_max_users, len(tasks))
-        chosen = list(tasks[:n])
-        stats = judge.run(chosen, inputs, cache, progress=cfg.progress)
-        return chosen, stats, {"user_limit": cfg.cand_max_users, "budget": "none"}
-    memo = None if cache_path is None else cache_path.replace(".jsonl", f".{judge.cache_version(inputs)}.users.json")
-    fixed = None
-    if memo and os.path.isfile(memo):
-        try:
-            with open(memo, encoding="utf-8") as f:
-                fixed = int(json.load(f)["users"])
-        except (ValueError, KeyError, OSError, TypeError):
-            fixed = None
+def run_judge(judge, tasks: Sequence[UserTask], inputs: JudgeInputs, cache, cfg: SignalsConfig, t_start: float,
+              log) -> Tuple[List[UserTask], Dict[str, float], Dict[str, Any]]:
+    """Judge the ``cfg.cand_max_users`` most suspicious of ``tasks`` (0: all), in chunks, each
+    chunk's answers cached as they come; returns the judged tasks, the judge's counters and the
+    coverage. Raises :class:`SignalsBudgetExceeded` when ``cfg.signals_budget_s`` (counted from
+    ``t_start``) runs out first."""
+    n = len(tasks) if cfg.cand_max_users <= 0 else min(cfg.cand_max_users, len(tasks))
+    chosen = list(tasks[:n])
     chunk = max(cfg.lm_users_per_batch, 4 * cfg.judge_concurrency)
     bar = None
-    if cfg.progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(tasks) if fixed is None else min(fixed, len(tasks)), unit="user", leave=False,
-                   desc=f"judge ({judge.name}, most suspicious first, {cfg.signals_budget_s:g} s budget)")
+    if cfg.progress and n:
+        from .._log import progress_bar as tqdm
+        bar = tqdm(total=n, unit="user", leave=False, desc=f"judge ({judge.name}, most suspicious first)")
     stats: Dict[str, float] = {}
     done = 0
-    spent_uncached = 0.0
-    stop = "all users judged"
-    while done < len(tasks):
-        if fixed is not None and done >= fixed:
-            stop = "the number of users an earlier run's budget reached"
-            break
-        left = cfg.signals_budget_s - (time.perf_counter() - t_start)
-        per_user = spent_uncached / done if done else 0.0
-        if fixed is None and done and left < per_user * min(chunk, len(tasks) - done) * 1.1:
-            stop = f"the {cfg.signals_budget_s:g} s budget of the signals stage"
-            break
-        part = list(tasks[done:done + chunk])
-        if fixed is not None:
-            part = part[: max(0, fixed - done)]
-        t0 = time.perf_counter()
-        stats = _add_stats(stats, judge.run(part, inputs, cache, progress=False))
-        spent_uncached += time.perf_counter() - t0
-        done += len(part)
+    try:
+        while done < n:
+            if cfg.signals_budget_s > 0 and time.perf_counter() - t_start > cfg.signals_budget_s:
+                raise SignalsBudgetExceeded(done, n, cfg.signals_budget_s)
+            part = chosen[done:done + chunk]
+            stats = _add_stats(stats, judge.run(part, inputs, cache, progress=False))
+            done += len(part)
+            if bar is not None:
+                bar.update(len(part))
+    finally:
         if bar is not None:
-            bar.update(len(part))
-    if bar is not None:
-        bar.close()
-    if memo and fixed is None:
-        os.makedirs(os.path.dirname(memo), exist_ok=True)
-        from ..checkpoint import write_text
-        write_text(json.dumps({"users": done, "of": len(tasks), "stop": stop}), memo)
-    log(f"[signals] judged {done} of {len(tasks)} users (most suspicious first); stopped by {stop}"
-        + ("" if done >= len(tasks) else f"; the count follows this machine's speed and load, so set "
-           f"signals.cand_max_users={done} for the same G' elsewhere"))
-    return list(tasks[:done]), stats, {"user_limit": -1, "budget": stop, "budget_s": cfg.signals_budget_s}
+            bar.close()
+    limit = "every user" if n == len(tasks) else f"the {n:,} most suspicious (signals.cand_max_users)"
+    log(f"[signals] judged {n:,} of {len(tasks):,} users with candidates: {limit}")
+    return chosen, stats, {"user_limit": cfg.cand_max_users, "coverage": limit}
 
 
 def make_judge(cfg: SignalsConfig, device: str, cache_dir: Optional[str], log=print, ds=None):
@@ -146,7 +128,7 @@ def judge_texts(ds) -> Tuple[List[str], List[str], List[str]]:
 
 def judge_candidates(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw, item_raw, device, cache_dir, log,
                      t_start: Optional[float] = None):
-    """Propose the suspicious pairs, judge them (within the time budget), and turn the
+    """Propose the suspicious pairs, judge them, and turn the
     verdicts into the edges G' adds (``hard``, [2, h]) and drops (``noisy``, [2, k]).
     Returns (hard, noisy, per-candidate judgments, summary)."""
     t_start = time.perf_counter() if t_start is None else t_start
@@ -154,7 +136,7 @@ def judge_candidates(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw, item_raw,
     cands = propose_candidates(bb[0], bb[1], train_pos, n_pos=cfg.cand_pos_per_user, n_neg=cfg.cand_neg_per_user,
                                n_context=cfg.context_items, pos_frac=cfg.cand_pos_frac, neg_frac=cfg.cand_neg_frac)
     cands = [c for c in cands if c.positives or c.negatives]
-    # the most suspicious users first (ties: lower user id), so that a budget judges those
+    # the most suspicious users first (ties: lower user id), so that cand_max_users = N judges those
     cands.sort(key=lambda c: (-c.suspicion, c.user))
     all_tasks = [UserTask(c.user, list(c.positives) + list(c.negatives), list(c.context)) for c in cands]
     noun = guess_noun(ds.name) if cfg.item_noun == "auto" else cfg.item_noun
@@ -176,8 +158,8 @@ def judge_candidates(ds, ds_id, cfg, bb, user_sem, item_sem, user_raw, item_raw,
         info["cached_before"] = len(cache)
         info["torn_lines_skipped"] = cache.torn_lines
         t0, c0 = time.perf_counter(), time.process_time()
-        tasks, stats, budget = run_within_budget(judge, all_tasks, inputs, cache, cfg, device, t_start, path, log)
-        info.update(budget)
+        tasks, stats, coverage = run_judge(judge, all_tasks, inputs, cache, cfg, t_start, log)
+        info.update(coverage)
         secs = time.perf_counter() - t0
         info["judge_cpu_seconds"] = time.process_time() - c0
         info["judge_seconds"] = secs

@@ -184,7 +184,7 @@ def text_embeddings(ds, cfg: SignalsConfig, cache_dir: Optional[str], device: st
     texts = [(t or "")[:clip] for t in ds.user_text] + [(t or "")[:clip] for t in ds.item_text]
     bar = None
     if cfg.progress:
-        from tqdm.auto import tqdm
+        from .._log import progress_bar as tqdm
         bar = tqdm(total=len(set(texts)), desc=f"encode ({enc.model_id.split('@')[0]})", unit="text", leave=False)
     # texts go to the cache in shards of _CACHE_SHARD; the encoder runs its model on
     # cfg.encoder_batch texts at a time within each (make_encoder passes it on)
@@ -213,7 +213,9 @@ def _call_backbone(fn: BackboneArg, ds) -> Tuple[Tensor, Tensor]:
 
 def _cfg_key(cfg: SignalsConfig) -> str:
     d = cfg.to_dict()
+    # what does not change the signals: bars, and the budget (a run past it makes no signals at all)
     d.pop("progress", None)
+    d.pop("signals_budget_s", None)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -25,7 +25,7 @@ def format_summary(s: Dict[str, Any]) -> str:
                "  [PROXY: embedding similarity, not a language model]" if lg.get("proxy") else "")
         lines.append(f"  judge: {lg.get('judge')}{tag}")
         lines.append(f"  candidates: {lg.get('users')} of {lg.get('users_with_candidates', lg.get('users'))} users "
-                     f"(stopped by: {lg.get('budget', 'n/a')}), {lg.get('candidate_positives')} low-scored positives "
+                     f"({lg.get('coverage', lg.get('budget', 'n/a'))}), {lg.get('candidate_positives')} low-scored positives "
                      f"({f(lg.get('judged_fraction_of_train'))} of the training edges), "
                      f"{lg.get('candidate_negatives')} high-scored non-interactions")
         st = lg.get("judge_stats") or {}

@@ -87,6 +87,9 @@ def load_causal_lm(model_path: Optional[str] = None, *, cache_dir: Optional[str]
     minute or two; later loads seconds; concurrent runs wait for one conversion)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..._log import quiet_third_party
+    quiet_third_party()
     dtype = dtype or default_dtype(device)
     if model_path is None:
         try:
@@ -141,10 +144,9 @@ class LikelihoodScorer:
                  head_chunk: int = 128) -> None:
         self.model = model
         self.body = model.get_decoder() if hasattr(model, "get_decoder") else model.model
-        head = model.get_output_embeddings()
-        self.w, self.b = head.weight, getattr(head, "bias", None)
+        self.head = model.get_output_embeddings()     # nn.Linear, or its int8 dynamic-quantized twin
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
-        self.device = self.w.device
+        self.device = model.get_input_embeddings().weight.device
         self.pad_id, self.batch, self.reuse, self.head_chunk = int(pad_id), int(batch), bool(reuse_prefix), int(head_chunk)
         self.tokens = 0
         import inspect
@@ -154,9 +156,7 @@ class LikelihoodScorer:
     def _logp(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         out = []
         for s in range(0, h.shape[0], self.head_chunk):
-            lg = (h[s:s + self.head_chunk] @ self.w.T).float()
-            if self.b is not None:
-                lg = lg + self.b.float()
+            lg = self.head(h[s:s + self.head_chunk]).float()
             if self.softcap:
                 lg = torch.tanh(lg / self.softcap) * self.softcap
             t = targets[s:s + self.head_chunk]
@@ -296,7 +296,10 @@ class LocalLMJudge(ScoreJudge):
         self.scorer = LikelihoodScorer(model, pad_id=pad, batch=batch, reuse_prefix=reuse_prefix)
         self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
         self.profile_tokens = int(profile_tokens)
-        self.name = f"local-lm:{model_id}:ctx{int(n_context)}:prof{self.profile_tokens}"
+        # the weights' dtype is part of the name (and so of every cached verdict's key): bfloat16
+        # and float32 scores differ, and borderline verdicts with them
+        dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+        self.name = f"local-lm:{model_id}:{dtype}:ctx{int(n_context)}:prof{self.profile_tokens}"
         self.version = LM_VERSION
         self._enc_cache: Dict[str, List[int]] = {}
 
@@ -352,7 +355,7 @@ class LocalLMJudge(ScoreJudge):
         todo = [t for t in tasks if self._missing(t, inputs, cache)]
         bar = None
         if progress:
-            from tqdm.auto import tqdm
+            from ..._log import progress_bar as tqdm
             bar = tqdm(total=len(todo) + sum(len(v) for v in need_base.values()), desc="judge (local LM)", unit="q")
         for p in ("user", "item"):
             items = sorted(need_base[p])
