@@ -4,6 +4,7 @@ used for any choice), mean ± std over seeds.
 
     PYTHONPATH=. python bench/quality.py ml100k [--seeds 0,1,2] [--out runs/quality]
     PYTHONPATH=. python bench/quality.py ml100k-ablations
+    PYTHONPATH=. python bench/quality.py ml100k-noise --threads 1     (the README's rows)
     PYTHONPATH=. python bench/quality.py ml1m | lastfm
 
 Each suite is one `llmhni compare` call (finished runs are reused, so an interrupted
@@ -23,6 +24,7 @@ SUITES = {
     "ml100k": ["--config", "ml100k", "--methods", "bpr,tce,dns,sgl,llmhni", "--noise", "0,0.2"],
     "ml100k-ablations": ["--config", "ml100k", "--methods",
                          "llmhni,llmhni-wo-sem,llmhni-wo-align,llmhni-wo-denoise,llmhni-wo-hal", "--noise", "0.2"],
+    "ml100k-noise": ["--config", "ml100k", "--methods", "bpr,dns,llmhni,llmhni-wo-denoise", "--noise", "0.2"],
     "ml100k-all": ["--config", "ml100k", "--methods", "bpr,dns,tce,sgl,llmhni,llmhni-wo-sem,llmhni-wo-align,"
                    "llmhni-wo-denoise,llmhni-wo-hal"],
     "ml1m": ["--config", "ml1m", "--methods", "bpr,llmhni", "--noise", "0", "--set", "signals.judge=embedding"],
