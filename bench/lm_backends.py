@@ -10,8 +10,10 @@ its int8 rows are optimistic there).
 **Encoder** (the bundled all-MiniLM-L6-v2 on a random sample of ML-100K's texts, or
 ``--dataset``'s): texts/s, and the cosine of each embedding to the float32 reference's (min and
 mean); candidates: float32 (the reference), bfloat16 (where the CPU has bf16 units), torch int8
-dynamic quantization, a shorter ``max_seq_length`` (128), and both. (ONNX Runtime, OpenVINO,
-CTranslate2 and llama.cpp have wheels or builds a user could pick; they are not measured here yet.)
+dynamic quantization, a shorter ``max_seq_length`` (128), both, and ONNX Runtime in float32 and
+int8 (per-channel) when ``onnxruntime`` and ``onnx`` are installed (its kernels pick their
+instruction set from the CPU: the emulation does not cap them). OpenVINO, CTranslate2 and llama.cpp
+are not measured here yet.
 
 **Judge** (the bundled Gemma-3-270M by likelihood on ``--users`` users' candidates, 2 low-scored
 positives and 1 non-interaction each): seconds per user, the Pearson correlation of every
@@ -82,10 +84,69 @@ def bench_encoder(texts, rows):
              ("int8 dynamic + max_seq 128", lambda: short(quant(MiniLMEncoder(dtype=torch.float32))))]
     if _has_bf16():
         cands.insert(0, ("bfloat16 (bf16 units; differs across CPUs)", lambda: MiniLMEncoder(dtype=torch.bfloat16)))
+    import importlib.util
+    if importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime"):
+        cands += [("ONNX Runtime float32", lambda: _OnnxEncoder(int8=False)),
+                  ("ONNX Runtime int8 dynamic (per-channel)", lambda: _OnnxEncoder(int8=True))]
+    else:
+        rows.append(("encoder", "ONNX Runtime: not installed (pip install onnxruntime onnx)", None, None, ""))
     for label, make in cands:
         label, x, s = run(label, make)
         cos = (x * ref).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(ref, axis=1))
         rows.append(("encoder", label, len(texts) / s, ref_s / s, f"{cos.min():.4f} / {cos.mean():.4f}"))
+
+
+class _OnnxEncoder:
+    """MiniLM's transformer exported to ONNX and run by ONNX Runtime (optionally int8 dynamic,
+    per-channel weights), with sentence-transformers' mean pooling; batches sorted by length."""
+
+    def __init__(self, int8: bool, batch: int = 64) -> None:
+        import tempfile
+        import warnings
+
+        import onnxruntime as ort
+        from llmhni_ext.signals.encoders import MiniLMEncoder
+        st = MiniLMEncoder(dtype=torch.float32).model
+        self.tok, self.max_len, self.batch = st[0].tokenizer, st.max_seq_length, batch
+        bert = st[0].auto_model.eval()
+
+        class Body(torch.nn.Module):
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, ids, mask):
+                return self.m(input_ids=ids, attention_mask=mask).last_hidden_state
+
+        d = tempfile.mkdtemp(prefix="llmhni-onnx-")
+        path = os.path.join(d, "minilm.onnx")
+        ex = self.tok(["a b", "c"], padding=True, return_tensors="pt")
+        axes = {"ids": {0: "b", 1: "t"}, "mask": {0: "b", 1: "t"}, "h": {0: "b", 1: "t"}}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(Body(bert), (ex["input_ids"], ex["attention_mask"]), path, input_names=["ids", "mask"],
+                              output_names=["h"], dynamic_axes=axes, opset_version=17, dynamo=False)
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+            q = os.path.join(d, "minilm.int8.onnx")
+            quantize_dynamic(path, q, weight_type=QuantType.QInt8, per_channel=True)
+            path = q
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = torch.get_num_threads()
+        self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+    def encode(self, texts):
+        order = np.argsort([-len(t) for t in texts])
+        out = None
+        for b in range(0, len(texts), self.batch):
+            ii = order[b:b + self.batch]
+            e = self.tok([texts[i] for i in ii], padding=True, truncation=True, max_length=self.max_len, return_tensors="np")
+            h = self.session.run(None, {"ids": e["input_ids"].astype(np.int64), "mask": e["attention_mask"].astype(np.int64)})[0]
+            m = e["attention_mask"][..., None].astype(np.float32)
+            pooled = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+            out = np.zeros((len(texts), pooled.shape[1]), np.float32) if out is None else out
+            out[ii] = pooled
+        return out
 
 
 # ------------------------------------------------------------------------------ judge
