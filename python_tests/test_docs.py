@@ -80,9 +80,9 @@ def test_configuration_reference_lists_every_setting_with_a_description():
 
 
 def test_ops_reference_holds_every_registered_schema():
-    text = reference.ops_markdown()
+    flat = "".join(reference.ops_markdown().split())        # the page wraps one argument a line
     for name, schema in reference.op_schemas():
-        assert schema in text, name
+        assert "".join(schema.split()).replace(")->", ",)->") in flat or "".join(schema.split()) in flat, name
     assert len(reference.op_schemas()) >= 13
 
 

@@ -239,16 +239,36 @@ def ops_markdown() -> str:
             if name not in schemas:
                 continue
             listed.add(name)
-            out += [f"### {name}", "", "```text", schemas[name], "```", ""]
+            out += [f"### {name}", "", "```text", _wrapped(schemas[name]), "```", ""]
             twin = f"llmhni_ext.reference.{module}.{name}"
             if _has_attr(twin):
-                out += [f"::: {twin}", "    options:", "      show_root_heading: false", "      show_source: false", ""]
+                out += [f"::: {twin}", "    options:", "      show_root_heading: false", "      show_root_toc_entry: false",
+                        "      show_source: false", ""]
     rest = sorted(set(schemas) - listed)
     if rest:
         out += ["## other", ""]
         for name in rest:
-            out += [f"### {name}", "", "```text", schemas[name], "```", ""]
+            out += [f"### {name}", "", "```text", _wrapped(schemas[name]), "```", ""]
     return "\n".join(out)
+
+
+def _wrapped(schema: str) -> str:
+    """A schema with one argument a line, as a reader scans it (``name(\n    Tensor a,\n) -> T``)."""
+    head, paren, rest = schema.partition("(")
+    body, arrow, ret = rest.rpartition(") -> ")
+    if not paren or not arrow or not body.strip():
+        return schema
+    args, depth, start = [], 0, 0
+    for k, ch in enumerate(body):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            args.append(body[start:k].strip())
+            start = k + 1
+    args.append(body[start:].strip())
+    return head + "(\n" + "".join(f"    {a},\n" for a in args) + ") -> " + ret
 
 
 def _has_attr(dotted: str) -> bool:
