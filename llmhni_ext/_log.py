@@ -35,32 +35,29 @@ def to_stdout() -> None:
 
 
 def bars_off() -> bool:
-    """Whether progress bars are off: ``TQDM_DISABLE`` set (``--no-progress``, or the command
-    line's standard error being a log file or a pipe), read when each bar is made."""
+    """Whether progress bars are off: ``TQDM_DISABLE`` set (by the user, or by
+    :func:`turn_bars_off` for ``--no-progress`` or a standard error that is not a terminal)."""
     import os
     return os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes")
 
 
-def progress_bar(**kw):
-    """A tqdm bar (``tqdm.auto``) that draws nothing where :func:`bars_off` says so."""
-    from tqdm.auto import tqdm
-    kw.setdefault("disable", bars_off())
-    return tqdm(**kw)
+_tqdm_default_off = False
 
 
-def quiet_third_party() -> None:
-    """Where bars are off, also turn off the bars transformers and the Hugging Face hub draw
-    (model loading, GGUF conversion, downloads): they read their switches when first imported,
-    which may be before the command line set ``TQDM_DISABLE``."""
-    if not bars_off():
+def turn_bars_off(force: bool = True) -> None:
+    """Progress bars off for this process and the processes it starts: every tqdm bar (ours,
+    transformers', the Hugging Face hub's) and the hub's own. ``force`` False (standard error
+    is a log file or a pipe) keeps a ``TQDM_DISABLE`` the user set. tqdm reads ``TQDM_DISABLE``
+    once, when it is imported, and torch imports it before any command runs, so tqdm's default
+    is changed in place as well; a bar that passes ``disable`` itself keeps its choice."""
+    import functools
+    import os
+    set_ = os.environ.__setitem__ if force else os.environ.setdefault
+    set_("TQDM_DISABLE", "1")
+    set_("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    global _tqdm_default_off
+    if _tqdm_default_off or not bars_off():
         return
-    try:
-        from transformers.utils import logging as tl
-        tl.disable_progress_bar()
-    except Exception:  # noqa: BLE001 - transformers absent or changed: its bars stay
-        pass
-    try:
-        from huggingface_hub.utils import disable_progress_bars
-        disable_progress_bars()
-    except Exception:  # noqa: BLE001
-        pass
+    import tqdm.std
+    tqdm.std.tqdm.__init__ = functools.partialmethod(tqdm.std.tqdm.__init__, disable=True)
+    _tqdm_default_off = True

@@ -414,15 +414,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     args._argv = list(sys.argv[1:] if argv is None else argv)
     if getattr(args, "no_progress", False):
-        # third-party bars too (transformers' "Loading weights", the hub's downloads): tqdm reads
-        # TQDM_DISABLE for every bar it draws
-        os.environ["TQDM_DISABLE"] = "1"
-        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        # third-party bars too (transformers' "Loading weights", the GGUF conversion, downloads)
+        _log.turn_bars_off()
     elif not _is_terminal(sys.stderr):
         # a log file or a pipe: no carriage-return frames; the stages and epochs still say one
         # line each on standard output (TQDM_DISABLE=0 in the environment brings the bars back)
-        os.environ.setdefault("TQDM_DISABLE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        _log.turn_bars_off(force=False)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

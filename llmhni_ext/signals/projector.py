@@ -87,7 +87,7 @@ def train_projector(user_emb: Tensor, item_emb: Tensor, users: Tensor, items: Te
         return proj.eval(), stats
     bar = None
     if progress:
-        from .._log import progress_bar as tqdm
+        from tqdm.auto import tqdm
         bar = tqdm(total=epochs, desc="align (projector)", unit="epoch", leave=False)
     for _ in range(epochs):
         perm = torch.randperm(n, generator=g)

@@ -184,7 +184,7 @@ def text_embeddings(ds, cfg: SignalsConfig, cache_dir: Optional[str], device: st
     texts = [(t or "")[:clip] for t in ds.user_text] + [(t or "")[:clip] for t in ds.item_text]
     bar = None
     if cfg.progress:
-        from .._log import progress_bar as tqdm
+        from tqdm.auto import tqdm
         bar = tqdm(total=len(set(texts)), desc=f"encode ({enc.model_id.split('@')[0]})", unit="text", leave=False)
     # texts go to the cache in shards of _CACHE_SHARD; the encoder runs its model on
     # cfg.encoder_batch texts at a time within each (make_encoder passes it on)

@@ -87,9 +87,6 @@ def load_causal_lm(model_path: Optional[str] = None, *, cache_dir: Optional[str]
     minute or two; later loads seconds; concurrent runs wait for one conversion)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from ..._log import quiet_third_party
-    quiet_third_party()
     dtype = dtype or default_dtype(device)
     if model_path is None:
         try:
@@ -355,7 +352,7 @@ class LocalLMJudge(ScoreJudge):
         todo = [t for t in tasks if self._missing(t, inputs, cache)]
         bar = None
         if progress:
-            from ..._log import progress_bar as tqdm
+            from tqdm.auto import tqdm
             bar = tqdm(total=len(todo) + sum(len(v) for v in need_base.values()), desc="judge (local LM)", unit="q")
         for p in ("user", "item"):
             items = sorted(need_base[p])

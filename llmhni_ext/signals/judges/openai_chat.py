@@ -105,7 +105,7 @@ class OpenAIChatJudge(Judge):
             return stats
         bar = None
         if progress:
-            from ..._log import progress_bar as tqdm
+            from tqdm.auto import tqdm
             bar = tqdm(total=len(jobs), desc="judge (chat)", unit="q")
         first_error: Optional[str] = None
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
